@@ -1,0 +1,29 @@
+"""Shared fixtures for every test package.
+
+The real-part fixtures (Koji hub stand-in, disk images, RabbitMQ, moto server, datagrepper stack)
+live in tests/harness/ and are registered here, so any test can ask for them by name.
+"""
+
+import pathlib
+
+import pytest
+
+pytest_plugins = [
+    "tests.harness.koji_hub",
+    "tests.harness.disk_images",
+    "tests.harness.amqp",
+    "tests.harness.aws",
+    "tests.harness.datagrepper",
+]
+
+# Copies of ../shared/samples (real message bodies, Koji results, images.json files), kept in the
+# repo so a clone is self-contained; each file carries a `_source` note where it came from.
+SAMPLES = pathlib.Path(__file__).resolve().parent / "data" / "samples"
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> pathlib.Path:
+    """Real message bodies, Koji task results and images.json files."""
+    if not SAMPLES.is_dir():
+        pytest.fail(f"samples directory {SAMPLES} is missing")
+    return SAMPLES

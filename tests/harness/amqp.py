@@ -1,0 +1,1 @@
+"""Test harness fixture module (see tests/conftest.py)."""
