@@ -13,9 +13,11 @@ from typing import Any, ClassVar
 
 from fedora_messaging import message
 
+from shared.images import CHANNELS as IMAGE_CHANNELS
+
 SCHEMA_URL = "http://json-schema.org/draft-07/schema#"
 SCHEMA_ID_BASE = "https://pagure.io/fedimg/schemas/"
-CHANNELS = ["nightly", "weekly", "candidate", "release"]
+CHANNELS = list(IMAGE_CHANNELS)
 UNKNOWN = "unknown"
 
 # Image identity, carried by every message about an image (see shared/images.py).
