@@ -193,8 +193,9 @@ def run_conversions(
         while running:
             for fmt in [f for f, r in running.items() if r.done()]:
                 run = running.pop(fmt)
+                result = run.result()
                 run.close()
-                on_done(run.result())
+                on_done(result)
             if running and time.monotonic() >= deadline:
                 for fmt in list(running):
                     run = running.pop(fmt)
