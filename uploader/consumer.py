@@ -103,7 +103,8 @@ class Uploader:
     def _handle(self, message: Any, attempt: int) -> None:
         last = attempt >= self.max_deliveries
         try:
-            request = request_from_message(message.topic, message.body)
+            request = request_from_message(message.topic, message.body,
+                                           owners=self.config.koji.owners)
             sources = find_images(request, config=self.config, clients=self.clients)
         except Unwanted as exc:
             log.info("ignoring message %s (%s): %s", message.id, message.topic, exc)

@@ -271,15 +271,15 @@ def fetched(source: ImageSource, *, config: Config, clients: Clients) -> Iterato
     base.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="fedimg-", dir=base))
     try:
-        got = download(clients.http, source.url, work / filename, config=config,
+        (work / "src").mkdir()  # the download never shares a name with the raw file
+        got = download(clients.http, source.url, work / "src" / filename, config=config,
                        size=source.size, sha256=source.sha256)
         log.info("fetched %s (%d bytes, sha256 %s%s)", source.url, got.size, got.sha256,
                  "" if source.sha256 else ", none recorded by the source")
         raw = work / f"{source.identity.name}.raw"
         to_sparse_raw(got.path, raw, source.image_type, clients=clients,
                       timeout=config.uploader.decompress_timeout)
-        with contextlib.suppress(FileNotFoundError):
-            got.path.unlink()  # the compressed copy is no longer needed; free the disk
+        shutil.rmtree(work / "src")  # the compressed copy is no longer needed; free the disk
         verified = dataclasses.replace(source, size=got.size, sha256=got.sha256)
         yield VerifiedImage(source=verified, raw_path=raw)
     finally:
