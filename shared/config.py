@@ -43,6 +43,7 @@ class KojiConfig:
     keytab: str = ""
     timeout: int = 60
     retries: int = 3
+    retry_interval: int = 20
 
 
 @dataclasses.dataclass(frozen=True)
