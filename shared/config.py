@@ -115,6 +115,7 @@ class JobConfig:
 @dataclasses.dataclass(frozen=True)
 class TriggerConfig:
     jobs: list[JobConfig] = dataclasses.field(default_factory=list)
+    publish_timeout: int = 30
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,8 +10,6 @@ from fedora_messaging import exceptions as fm_exceptions
 from shared.messages import BuildStartedV1
 from trigger.plan import BuildRequest
 
-PUBLISH_TIMEOUT = 30  # seconds; fedora-messaging's own default is unbounded for a dead broker
-
 
 def web_url(hub: str) -> str:
     """Koji's web UI beside the hub: https://koji.example.org/kojihub -> .../koji."""
@@ -42,12 +40,14 @@ class PublishFailed(Exception):
     pass
 
 
-def publish(request: BuildRequest, task_id: int, hub: str) -> BuildStartedV1:
-    """Validate and publish; any broker failure becomes PublishFailed with one line."""
+def publish(request: BuildRequest, task_id: int, hub: str, timeout: int) -> BuildStartedV1:
+    """Validate and publish, waiting at most `timeout` seconds for the broker's confirmation
+    (fedora-messaging reconnects to a dead broker forever otherwise); any failure becomes
+    PublishFailed with one line."""
     message = BuildStartedV1.from_body(body(request, task_id, hub))
     try:
         message.validate()
-        api.publish(message, timeout=PUBLISH_TIMEOUT)
+        api.publish(message, timeout=timeout)
     except (fm_exceptions.BaseException, OSError) as exc:
         text = " ".join(str(exc).split()) or type(exc).__name__
         raise PublishFailed(f"{type(exc).__name__}: {text}") from None

@@ -114,7 +114,7 @@ def run_job(session: koji.ClientSession, user: dict[str, Any], cfg: Config, job:
     if args.no_messages:
         return True
     try:
-        announce.publish(request, task_id, cfg.koji.hub)
+        announce.publish(request, task_id, cfg.koji.hub, cfg.trigger.publish_timeout)
     except announce.PublishFailed as exc:
         print(f"error: {request.job}: task {task_id} was started but the build-started message "
               f"could not be published: {exc}", file=sys.stderr)
