@@ -13,7 +13,7 @@ from uploader.errors import FedimgError
 from uploader.intake.route import Request, find_images
 from uploader.model import ImageSource
 from uploader.pipeline import make_clients, process_images
-from uploader.targets import get_handlers
+from uploader.targets import TargetUnavailable, get_handlers
 
 log = logging.getLogger("fedimg-upload")
 
@@ -85,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     request = _request(args)
     try:
         handlers = {} if args.dry_run else get_handlers(targets)
+    except TargetUnavailable as exc:
+        print(f"error: config: uploader.targets: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         clients = make_clients(config, [] if args.dry_run else targets)
         sources = find_images(request, config=config, clients=clients)
     except FedimgError as exc:
