@@ -90,6 +90,10 @@ class ReporterConfig:
     timeout: int = 50
     retries: int = 4
     concurrency: int = 4
+    since: str = "2014-01-01"
+    overlap: int = 3600
+    window_days: int = 90
+    max_pages: int = 5
 
 
 @dataclasses.dataclass(frozen=True)
