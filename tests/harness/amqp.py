@@ -34,7 +34,12 @@ from typing import Any, NamedTuple
 import pika
 import pytest
 
-from tests.harness.processes import ManagedProcess
+from tests.harness.processes import (  # noqa: F401 - re-exported for older imports
+    ManagedProcess,
+    ProcessExited,
+    free_port,
+    wait_until,
+)
 
 AMQP_HOST = "127.0.0.1"
 AMQP_PORT = 5672

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.harness.amqp import ManagedProcess, free_port, wait_until
+from tests.harness.processes import ManagedProcess, ProcessExited, free_port, wait_until
 
 MOTO_SERVER = pathlib.Path(sys.executable).parent / "moto_server"
 DEFAULT_REGION = "us-east-1"
@@ -96,8 +96,6 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
 
 
 def _alive_and_answers(proc: ManagedProcess, url: str) -> bool:
-    from tests.harness.amqp import ProcessExited
-
     if not proc.alive():
         raise ProcessExited(f"moto_server exited with {proc.proc.returncode}:\n{proc.tail()}")
     return _answers(url)

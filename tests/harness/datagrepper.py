@@ -32,20 +32,17 @@ import requests
 
 from tests.harness.amqp import (
     REPO_ROOT,
-    ManagedProcess,
-    ProcessExited,
     build_message,
     consumer_env,
     declare_durable_queue,
     delete_queues,
     fedora_messaging_toml,
-    free_port,
     pika_connection,
     publish_message,
     unique_name,
     use_fedora_messaging_config,
-    wait_until,
 )
+from tests.harness.processes import ManagedProcess, ProcessExited, free_port, wait_until
 
 PG_ADMIN_URL = "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
 SCHEMA_SCRIPT = REPO_ROOT / "deploy" / "local" / "create_datanommer_schema.py"

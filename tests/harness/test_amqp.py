@@ -14,9 +14,9 @@ from tests.harness.amqp import (
     build_message,
     publish_message,
     use_fedora_messaging_config,
-    wait_until,
 )
 from tests.harness.echo_consumer import ECHO_FILE_ENV, read_echo_file
+from tests.harness.processes import wait_until
 
 ECHO = "tests.harness.echo_consumer:Echo"
 
