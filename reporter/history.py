@@ -95,6 +95,7 @@ class History:
         # spares a second request when the same page is needed again (e.g. a retried window).
         self._pages: cachetools.LRUCache = cachetools.LRUCache(maxsize=256)
         self._lock = threading.Lock()
+        self._abort = threading.Event()  # set when the run has failed: stop asking
 
     # ---- one request ----------------------------------------------------------------------------
 
@@ -139,12 +140,15 @@ class History:
             if key in self._pages and not fresh:
                 return self._pages[key]
         for attempt in range(self.retries + 1):
+            if self._abort.is_set():
+                raise HistoryError("aborted: another request of this run failed")
             try:
                 data = self._get_once(params)
+                want = _rows_expected(data, page)
                 got = len(data["raw_messages"])
-                if page < data["pages"] and got != ROWS_PER_PAGE:
+                if want is not None and got != want:
                     raise _Retryable(f"page {page}/{data['pages']} has {got} rows, "
-                                     f"expected {ROWS_PER_PAGE}")
+                                     f"expected {want}")
                 break
             except _Retryable as e:
                 if attempt == self.retries:
@@ -176,6 +180,7 @@ class History:
     def fetch(self, start: float, end: float) -> list[dict[str, Any]]:
         """Every row in [start, end] (inclusive), sorted by (timestamp, msg_id), no duplicates."""
         rows: dict[str, dict[str, Any]] = {}
+        self._abort.clear()
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="datagrepper") as pool:
             pending: dict[Future, tuple[str, Window, int]] = {}
             expected: dict[Window, int] = {}  # window -> pages its first page announced
@@ -218,10 +223,24 @@ class History:
                             for p in range(2, data["pages"] + 1):
                                 pending[pool.submit(self.page, w, p, True)] = ("more", w, p)
             except BaseException:
+                self._abort.set()
                 for fut in pending:
                     fut.cancel()
                 raise
         return sorted(rows.values(), key=_order)
+
+
+def _rows_expected(data: dict[str, Any], page: int) -> int | None:
+    """Rows a page must hold: full pages before the last; the rest of ``total`` on the last.
+
+    ``total`` is only trustworthy when pages > 1 (datagrepper's pages == 1 quirk).
+    """
+    pages, total = data["pages"], data.get("total")
+    if page < pages:
+        return ROWS_PER_PAGE
+    if page == pages and pages > 1 and isinstance(total, int):
+        return total - ROWS_PER_PAGE * (pages - 1)
+    return None
 
 
 def _keep(rows: dict[str, dict[str, Any]], row: Any) -> None:
