@@ -117,6 +117,9 @@ def _observe(state: FoldState, obs: Observation, version: Version) -> None:
         if obs.source.get(k) is not None:
             _put(img.source, k, version, obs.source[k])
     for fld, key, value in obs.sets:
+        # canonical key order, so a state restored from (sorted) state.json renders the same
+        if isinstance(value, dict):
+            value = dict(sorted(value.items()))
         _put(img.regs.setdefault(fld, {}), key, version, value)
 
 

@@ -23,8 +23,8 @@ DOWNLOAD_CONTENT_ID = f"{STREAM_PREFIX}:download"
 STREAMS_DIR = "streams/v1"
 
 
-def dumps(data: Any) -> bytes:
-    return (json.dumps(data, indent=1, sort_keys=False, ensure_ascii=False) + "\n").encode()
+def dumps(data: Any, sort_keys: bool = False) -> bytes:
+    return (json.dumps(data, indent=1, sort_keys=sort_keys, ensure_ascii=False) + "\n").encode()
 
 
 def history_block(state: FoldState, source: str) -> dict[str, Any]:

@@ -114,7 +114,8 @@ def run(
     files: dict[str, bytes] = {
         "images.json": outputs.dumps(outputs.images_json(images, state, source, generated)),
         "latest.json": outputs.dumps(outputs.latest_json(images, state, source, generated)),
-        STATE_FILE: outputs.dumps(state_to_json(state, source, overlap)),
+        # sorted: register maps fill in arrival order, which differs between runs
+        STATE_FILE: outputs.dumps(state_to_json(state, source, overlap), sort_keys=True),
     }
     for path, doc in outputs.streams(images, state).items():
         files[path] = outputs.dumps(doc)
