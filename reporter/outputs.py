@@ -49,14 +49,17 @@ def _newest_key(img: dict) -> tuple:
     return (img["first_seen"], img["updated"], img["name"])
 
 
-def latest(images: list[dict]) -> list[dict]:
+def latest(images: list[dict], by_cloud: bool = False) -> list[dict]:
     """The newest image (by first_seen, then updated, then name) per release x subvariant x arch
-    x channel; images whose channel is unknown are not "current" in any channel."""
+    x channel (x cloud with by_cloud, so an Azure image does not hide the AWS one); images whose
+    channel is unknown are not "current" in any channel."""
     best: dict[tuple, dict] = {}
     for img in images:
         if img["channel"] is None:
             continue
         key = (img["release"], img["subvariant"], img["arch"], img["channel"])
+        if by_cloud:
+            key += (img["cloud"] or "",)
         if key not in best or _newest_key(img) > _newest_key(best[key]):
             best[key] = img
     return [best[k] for k in sorted(best, key=sort_key)]
@@ -68,9 +71,9 @@ def release_order(release: str) -> tuple:
 
 
 def sort_key(key: tuple) -> tuple:
-    release, subvariant, arch, channel = key
+    release, subvariant, arch, channel, *cloud = key
     rank = -CHANNELS.index(channel) if channel in CHANNELS else 1
-    return (release_order(release), rank, subvariant, arch)
+    return (release_order(release), rank, subvariant, arch, *cloud)
 
 
 def latest_json(images: list[dict], state: FoldState, source: str, generated: str) -> dict:
@@ -79,6 +82,7 @@ def latest_json(images: list[dict], state: FoldState, source: str, generated: st
         "generated": generated,
         "history": history_block(state, source),
         "latest": latest(images),
+        "latest_by_cloud": latest(images, by_cloud=True),
     }
 
 

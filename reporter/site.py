@@ -85,7 +85,7 @@ def render(images: list[dict], history: dict, generated: str) -> dict[str, bytes
         "last_seen": None if last is None else
         dt.datetime.fromtimestamp(last, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    current = latest(images)
+    current = latest(images, by_cloud=True)
     groups = []
     for rel in nav:
         chans = _channels([i for i in current if i["release"] == rel["release"]], False)

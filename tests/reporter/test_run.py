@@ -90,6 +90,14 @@ def test_full_run_writes_every_output(served, samples_dir, tmp_path):
     keys = [(i["release"], i["subvariant"], i["arch"], i["channel"]) for i in latest]
     assert len(keys) == len(set(keys))
     assert OUR_NAME in [i["name"] for i in latest]
+    # F40 Cloud_Base x86_64 nightly exists for AWS and Azure: the newest (Azure) wins in
+    # "latest", each cloud keeps its own in "latest_by_cloud"
+    f40 = [i["name"] for i in latest if (i["release"], i["arch"], i["subvariant"]) ==
+           ("40", "x86_64", "Cloud_Base") and i["channel"] == "nightly"]
+    assert f40 == ["Fedora-Cloud-Base-Azure-40-20240501.n.0.x86_64"]
+    by_cloud = json.loads((out / "latest.json").read_text())["latest_by_cloud"]
+    assert {"Fedora-Cloud-Base-Azure-40-20240501.n.0.x86_64",
+            "Fedora-Cloud-Base-AmazonEC2-40-20240501.n.0.x86_64"} <= {i["name"] for i in by_cloud}
     assert {"index.html", "release-41.html", "release-Rawhide.html", "static/style.css",
             "streams/v1/index.json", "state.json"} <= {
         str(p.relative_to(out)) for p in out.rglob("*")}
