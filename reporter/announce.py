@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--agent", default=_default_agent(), help="who announces (default: you)")
         p.add_argument("--note", help="free text shown with the image")
         p.add_argument("--dry-run", action="store_true", help="print the message, send nothing")
+        p.add_argument("--timeout", type=int, default=PUBLISH_TIMEOUT,
+                       help=f"seconds to wait for the broker (default {PUBLISH_TIMEOUT})")
         if name == "qe":
             p.add_argument("--result", required=True,
                            choices=["passed", "failed", "needs_inspection"])
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     from fedora_messaging import exceptions as fm_exc
 
     try:
-        api.publish(msg, timeout=PUBLISH_TIMEOUT)
+        api.publish(msg, timeout=args.timeout)
     except (fm_exc.BaseException, OSError) as e:
         print(f"error: not published: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_NOT_PUBLISHED

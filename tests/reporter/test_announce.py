@@ -62,7 +62,7 @@ def test_promotion_and_qe_reach_the_bus(amqp_config, bus):
 def test_broker_down_is_exit_1(tmp_path):
     conf = tmp_path / "fm.toml"
     conf.write_text('amqp_url = "amqp://guest:guest@127.0.0.1:9/%2F"\n')
-    proc = _announce("promote", OUR_NAME, conf=conf)
+    proc = _announce("promote", OUR_NAME, "--timeout", "3", conf=conf)
     assert proc.returncode == 1
     assert "not published" in proc.stderr
 
