@@ -31,8 +31,6 @@ _COMPOSE_VERSION = re.compile(
 _MAX_TEXT = 2000  # free text (errors, notes) is cut here; history must not bloat the site
 
 FAMILY_HEADS = ("fedimg", "fedora_image_uploader")
-# our topic bases, longest first so "....v1.aws" is not taken for a prefix of something longer
-OUR_TOPICS = tuple(sorted(MESSAGES, key=len, reverse=True))
 LEGACY_TOPICS = ("fedimg.image.upload", "fedimg.image.copy", "fedimg.image.publish",
                  "fedimg.image.test")
 FIU_KINDS = ("aws", "azure", "gcp", "container")
@@ -80,8 +78,10 @@ def read_row(row: dict[str, Any]) -> list[Observation]:
     body = row.get("msg")
     if not isinstance(body, dict):
         raise Unreadable(f"body is {type(body).__name__}, not an object")
-    for our in OUR_TOPICS:
-        if base == our or base.startswith(our + "."):
+    words = base.split(".")
+    for n in (5, 4):  # our topic bases have 4 or 5 words; routing words follow
+        our = ".".join(words[:n])
+        if our in MESSAGES:
             return _ours(our, body)
     if base in LEGACY_TOPICS:
         return [_legacy(base.rsplit(".", 1)[1], body)]
@@ -148,10 +148,40 @@ def _url(value: Any, what: str) -> str:
     raise Unreadable(f"{what} is {_show(value)}, expected an http(s) URL")
 
 
-def _identity(name: str, hint: Hint) -> dict[str, Any]:
+def _scalar(value: Any) -> str | int | None:
+    """A hint value identify() may look at: str or int, anything else (lists...) is None."""
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return value
+    return None
+
+
+# identify() is pure and the messages of one image repeat (name, hint): parsing each name once
+# is most of what makes folding 100k messages fast. Keyed by a plain tuple (cheap to hash; the
+# Hint is only built on a miss); emptied when full, which bounds it without LRU bookkeeping.
+_IDENTITIES: dict[tuple, dict[str, Any] | Unreadable] = {}
+_IDENTITIES_MAX = 65536
+
+
+def _identity(name: str, subvariant: Any = None, arch: Any = None, release: Any = None,
+              channel: Any = None, compose_id: Any = None) -> dict[str, Any]:
+    key = (name, _scalar(subvariant), _scalar(arch), _scalar(release),
+           channel if channel in CHANNELS else None, _scalar(compose_id))
+    cached = _IDENTITIES.get(key)
+    if cached is None:
+        if len(_IDENTITIES) >= _IDENTITIES_MAX:
+            _IDENTITIES.clear()
+        hint = Hint(subvariant=key[1], arch=key[2], release=key[3], channel=key[4],
+                    compose_id=key[5])
+        cached = _IDENTITIES[key] = _identify(name, hint)
+    if isinstance(cached, Unreadable):
+        raise cached
+    return dict(cached)
+
+
+def _identify(name: str, hint: Hint) -> dict[str, Any] | Unreadable:
     ident = identify(name, hint=hint)
     if ident.name != name or not (ident.release and ident.subvariant and ident.arch):
-        raise Unreadable(f"cannot tell release, subvariant and arch of image {_show(name)}")
+        return Unreadable(f"cannot tell release, subvariant and arch of image {_show(name)}")
     return {
         "release": ident.release,
         "subvariant": ident.subvariant,
@@ -177,14 +207,8 @@ def _ours(base: str, body: dict) -> list[Observation]:
     if base == "fedimg.build.started.v1":
         return []  # a build, not an image yet: the images it makes announce themselves
     name = _str(body, "name")
-    hint = Hint(
-        subvariant=body.get("subvariant"),
-        arch=body.get("arch"),
-        release=body.get("release"),
-        channel=body.get("channel") if body.get("channel") in CHANNELS else None,
-        compose_id=body.get("compose_id"),
-    )
-    identity = _identity(name, hint)
+    identity = _identity(name, body.get("subvariant"), body.get("arch"), body.get("release"),
+                         body.get("channel"), body.get("compose_id"))
     source = {
         "compose_id": _compose_id(body.get("compose_id")),
         "koji_task_id": _int(body, "koji_task_id"),
@@ -288,19 +312,16 @@ def _fiu(kind: str, body: dict) -> list[Observation]:
                 raise Unreadable(f"container arch {_show(arch)} is not a string")
             arch = normalize_arch(arch)
             name = _derive(compose_id, subvariant, None, arch)
-            identity = _identity(name, Hint(subvariant=subvariant, arch=arch,
-                                            compose_id=compose_id))
+            identity = _identity(name, subvariant, arch, compose_id=compose_id)
             out.append(Observation(name, identity, {"compose_id": compose_id},
                                    (("container", "", value),), derived_name=True))
         return out
 
     arch = normalize_arch(_str(body, "architecture"))
     subvariant = _str(body, "subvariant", limit=64)
-    hint = Hint(subvariant=subvariant, arch=arch, release=body.get("release"),
-                compose_id=compose_id)
     cloud = _CLOUD_OF_KIND[kind]
     name = _derive(compose_id, subvariant, cloud, arch)
-    identity = _identity(name, hint)
+    identity = _identity(name, subvariant, arch, body.get("release"), compose_id=compose_id)
     sets: list[tuple[str, str, Any]] = []
     if kind == "aws":
         regions = body.get("regions")
@@ -337,7 +358,7 @@ def _fiu(kind: str, body: dict) -> list[Observation]:
 def _legacy(event: str, body: dict) -> Observation:
     name = _str(body, "image_name")
     compose_id = _compose_id(body.get("compose_id")) or _compose_id(body.get("compose"))
-    identity = _identity(name, Hint(compose_id=compose_id))
+    identity = _identity(name, compose_id=compose_id)
     source = {"compose_id": compose_id}
     status = body.get("status")
     extra = body.get("extra") if isinstance(body.get("extra"), dict) else {}
