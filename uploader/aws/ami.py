@@ -10,14 +10,16 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import botocore.exceptions
+from botocore.parsers import ResponseParserError
 
 from shared.config import AwsConfig
 from shared.images import aws_arch
 from uploader.aws import naming
-from uploader.aws.clients import ClientFactory, error_code
+from uploader.aws.clients import ClientFactory, describe_error, error_code
 from uploader.model import ImageSource
 
 log = logging.getLogger(__name__)
@@ -25,10 +27,6 @@ log = logging.getLogger(__name__)
 ROOT_DEVICE = "/dev/sda1"  # what Fedora's own AMIs use (and design.md)
 IMAGE_POLL = 15  # seconds between image_available polls
 DEAD_STATES = frozenset({"failed", "error", "invalid", "deregistered"})
-# What EC2 (and moto) answer for an API they do not offer.
-UNSUPPORTED_CODES = frozenset({
-    "NotImplemented", "InvalidAction", "UnsupportedOperation", "UnknownOperationException",
-})
 
 
 def boot_mode(fedora_arch: str) -> str:
@@ -89,12 +87,15 @@ def deregister(ec2: Any, image_id: str) -> None:
 
 
 def ensure_base_image(
-    factory: ClientFactory, region: str, source: ImageSource, name: str, snapshot_id: str,
+    factory: ClientFactory, region: str, source: ImageSource, name: str,
+    make_snapshot: Callable[[], str],
 ) -> dict[str, Any]:
-    """The available AMI `name` in the base region, registered from `snapshot_id` if missing."""
+    """The available AMI `name` in the base region. Only if there is none yet is
+    `make_snapshot()` asked for a snapshot (found or uploaded) to register it from."""
     ec2 = factory.ec2(region)
     image = find_image(ec2, name)
     if image is None:
+        snapshot_id = make_snapshot()
         params = register_params(source, name, snapshot_id, factory.aws)
         try:
             image_id = ec2.register_image(**params)["ImageId"]
@@ -191,16 +192,16 @@ def deprecate_at(image: dict[str, Any], days: int) -> datetime.datetime:
 
 
 def deprecate(ec2: Any, image: dict[str, Any], days: int) -> bool:
-    """Mark the AMI deprecated `days` after creation. Returns False where EC2 lacks the API
-    (moto): deprecation is advice to users, not worth failing a region over."""
+    """Mark the AMI deprecated `days` after creation; False (with a warning) if EC2 refused.
+
+    Deprecation is advice to users, set after the AMI is already public: failing the region
+    over it would only make a retry redo finished work. moto has no such API (it answers 500).
+    """
     try:
         ec2.enable_image_deprecation(
             ImageId=image["ImageId"], DeprecateAt=deprecate_at(image, days))
         return True
-    except botocore.exceptions.ClientError as e:
-        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if error_code(e) in UNSUPPORTED_CODES or status == 501:
-            log.warning("%s: image deprecation not supported here (%s)", image["ImageId"],
-                        error_code(e))
-            return False
-        raise
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError,
+            ResponseParserError) as e:
+        log.warning("%s: could not set deprecation date: %s", image["ImageId"], describe_error(e))
+        return False

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import botocore.config
 import botocore.exceptions
+from botocore.parsers import ResponseParserError
 
 from shared.config import AwsConfig
 
@@ -96,6 +97,9 @@ def classify(exc: BaseException) -> tuple[str, bool]:
         return "aws", True
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
         return "aws", False
+    if isinstance(exc, (botocore.exceptions.BotoCoreError, ResponseParserError)):
+        # an unparseable answer (an HTML 500 page), a transport problem: worth another try
+        return "aws", True
     if isinstance(exc, TimeoutError):
         return "timeout", True
     return "internal", False
@@ -125,3 +129,9 @@ def retry_on_codes(
                 raise
         sleep(delay)
         delay = min(delay * 2, max_delay)
+
+
+def describe_error(exc: BaseException, limit: int = 500) -> str:
+    """One line for logs and failure messages: the error's type and the first line of its text."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {text}"[:limit]

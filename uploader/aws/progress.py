@@ -37,9 +37,9 @@ class Ticker:
 class UploadProgress:
     """Counts blocks and bytes of a snapshot upload, thread-safely."""
 
-    def __init__(self, name: str, candidate_bytes: int, image_size: int):
+    def __init__(self, name: str, candidate_blocks: int, image_size: int):
         self.name = name
-        self.candidate_bytes = candidate_bytes
+        self.candidate_blocks = candidate_blocks
         self.image_size = image_size
         self.blocks = 0
         self.bytes = 0
@@ -59,6 +59,7 @@ class UploadProgress:
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         mib = self.bytes / 2**20
-        return (f"{self.name}: uploaded {self.blocks} blocks, {mib:.0f} MiB of at most "
-                f"{self.candidate_bytes / 2**20:.0f} MiB data ({self.image_size / 2**20:.0f} MiB "
-                f"image), {self.skipped_zero} zero blocks skipped, {mib / elapsed:.1f} MiB/s")
+        done = self.blocks + self.skipped_zero
+        return (f"{self.name}: {done}/{self.candidate_blocks} data blocks read, {self.blocks} "
+                f"uploaded ({mib:.0f} MiB of a {self.image_size / 2**20:.0f} MiB image), "
+                f"{self.skipped_zero} all-zero skipped, {mib / elapsed:.1f} MiB/s")

@@ -19,7 +19,7 @@ from shared.config import AwsConfig, Config
 from shared.images import aws_arch
 from shared.messages import AwsImagePublishedV1, AwsRegionPublishedV1, UploadFailedV1
 from uploader.aws import ami, naming, snapshot
-from uploader.aws.clients import ClientFactory, classify
+from uploader.aws.clients import ClientFactory, classify, describe_error
 from uploader.errors import BadInput, TargetFailed
 from uploader.model import Clients, Emit, TargetOutcome, VerifiedImage
 
@@ -45,11 +45,14 @@ def prepare_base(factory: ClientFactory, image: VerifiedImage, name: str) -> dic
         aws_arch(source.identity.arch)
     except ValueError as e:
         raise BadInput(f"{source.identity.name}: {e}") from None
-    snapshot_id = snapshot.ensure_snapshot(
-        factory, aws.base_region, image.raw_path, name, naming.image_tags(source, name),
-        source.sha256, naming.description(source),
-    )
-    return ami.ensure_base_image(factory, aws.base_region, source, name, snapshot_id)
+
+    def make_snapshot() -> str:
+        return snapshot.ensure_snapshot(
+            factory, aws.base_region, image.raw_path, name, naming.image_tags(source, name),
+            source.sha256, naming.description(source),
+        )
+
+    return ami.ensure_base_image(factory, aws.base_region, source, name, make_snapshot)
 
 
 def publish_region(
@@ -91,13 +94,14 @@ def publish_aws(
         base = prepare_base(factory, image, name)
     except Exception as e:
         kind, retryable = classify(e)
-        log.error("%s: AWS base step failed (%s): %s", name, kind, e)
+        error = describe_error(e)
+        log.error("%s: AWS base step failed (%s): %s", name, kind, error)
         for region in regions or [aws.base_region]:
-            _failed(emit, source, region, kind, f"{name}: {e}", retryable)
+            _failed(emit, source, region, kind, f"{name}: {error}", retryable)
             outcome.failed.append(region)
         emit(AwsImagePublishedV1.from_body(
             source.body(regions={}, failed_regions=list(outcome.failed))))
-        raise TargetFailed(f"{name}: {e}", kind=kind, retryable=retryable) from e
+        raise TargetFailed(f"{name}: {error}", kind=kind, retryable=retryable) from e
 
     published: dict[str, str] = {}
     started = time.monotonic()
@@ -116,8 +120,9 @@ def publish_aws(
                     found = fut.result()
                 except Exception as e:
                     kind, retryable = classify(e)
-                    log.error("%s: region %s failed (%s): %s", name, region, kind, e)
-                    _failed(emit, source, region, kind, f"{name} in {region}: {e}", retryable)
+                    error = describe_error(e)
+                    log.error("%s: region %s failed (%s): %s", name, region, kind, error)
+                    _failed(emit, source, region, kind, f"{name} in {region}: {error}", retryable)
                     outcome.failed.append(region)
                     continue
                 published[region] = found["ImageId"]

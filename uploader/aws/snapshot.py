@@ -40,7 +40,10 @@ def find_snapshots(ec2: Any, name: str) -> list[dict[str, Any]]:
     pages = ec2.get_paginator("describe_snapshots").paginate(
         OwnerIds=["self"], Filters=[{"Name": f"tag:{naming.TAG_AMI_NAME}", "Values": [name]}]
     )
-    found = [s for page in pages for s in page.get("Snapshots", [])]
+    # Only snapshots our upload started carry the upload tag; AMI copies' snapshots are tagged
+    # with the AMI name too but are none of this module's business.
+    found = [s for page in pages for s in page.get("Snapshots", [])
+             if naming.TAG_UPLOAD in tag_dict(s)]
     return sorted(found, key=lambda s: (s.get("StartTime") or 0, s["SnapshotId"]))
 
 
@@ -91,7 +94,10 @@ def delete_snapshot(ec2: Any, snapshot_id: str) -> None:
     try:
         ec2.delete_snapshot(SnapshotId=snapshot_id)
     except botocore.exceptions.ClientError as e:
-        if "NotFound" not in (error_code(e) or ""):
+        code = error_code(e) or ""
+        if code == "InvalidSnapshot.InUse":  # an AMI uses it after all: not ours to remove
+            log.warning("snapshot %s is in use, left alone: %s", snapshot_id, e)
+        elif "NotFound" not in code:
             raise
 
 
@@ -157,7 +163,7 @@ def put_blocks(
     memory at once, so memory stays flat whatever the image size.
     """
     ranges = list(blocks.data_ranges(fd, size))
-    progress = UploadProgress(name, sum(e - s for s, e in ranges), size)
+    progress = UploadProgress(name, sum(1 for _ in blocks.candidate_blocks(ranges)), size)
     ticker = Ticker(log, aws.progress_interval, progress.line)
     digests: dict[int, bytes] = {}
     workers = max(1, aws.upload_workers)
