@@ -20,6 +20,7 @@ from shared.config import AwsConfig
 from shared.images import aws_arch
 from uploader.aws import naming
 from uploader.aws.clients import ClientFactory, describe_error, error_code
+from uploader.errors import TargetFailed
 from uploader.model import ImageSource
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,10 @@ def finish(ec2: Any, image_id: str, tags: list[dict[str, str]], timeout: int) ->
     # Tags given at creation are not kept by every EC2 implementation (moto drops them);
     # create_tags is idempotent, so it is always safe to (re)apply them.
     ec2.create_tags(Resources=[image_id], Tags=tags)
+    state = ec2.describe_images(ImageIds=[image_id])["Images"][0].get("State")
+    if state == "disabled":  # someone withdrew it on purpose: never silently republish
+        raise TargetFailed(f"AMI {image_id} is disabled; enable or deregister it to republish",
+                           kind="aws", retryable=False)
     ec2.get_waiter("image_available").wait(
         ImageIds=[image_id],
         WaiterConfig={"Delay": IMAGE_POLL, "MaxAttempts": max(1, math.ceil(timeout / IMAGE_POLL))},
