@@ -41,16 +41,15 @@ EXTENT = 8 * MIB
 
 
 def make_image(path: pathlib.Path, size: int, data: int, seed: int = 7) -> None:
+    """`data` bytes of random data in EXTENT-sized pieces, each in its own 2 x EXTENT slot at a
+    random 1 MiB-aligned offset (so pieces never overlap and rarely line up with blocks)."""
     rng = random.Random(seed)
-    slots = list(range(0, size // EXTENT))
-    chosen = sorted(rng.sample(slots, data // EXTENT))
+    slot = 2 * EXTENT
+    chosen = sorted(rng.sample(range(size // slot), data // EXTENT))
     with open(path, "wb") as f:
         f.truncate(size)
-        for slot in chosen:
-            # scatter inside the slot at a 1 MiB-aligned offset so extents do not line up
-            offset = slot * EXTENT + rng.randrange(0, 8) * MIB
-            offset = min(offset, size - EXTENT)
-            f.seek(offset)
+        for index in chosen:
+            f.seek(index * slot + rng.randrange(0, (slot - EXTENT) // MIB + 1) * MIB)
             f.write(os.urandom(EXTENT))
 
 

@@ -15,7 +15,6 @@ import concurrent.futures
 import logging
 import math
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +154,6 @@ def put_blocks(
     size: int,
     name: str,
     aws: AwsConfig,
-    on_put: Callable[[int], None] | None = None,
 ) -> dict[int, bytes]:
     """Put every data block; returns {block index: raw SHA-256 digest} of the blocks written.
 
@@ -183,8 +181,6 @@ def put_blocks(
 
         retry_on_codes(call, codes=NOT_YET_CODES | THROTTLING_CODES, deadline=NOT_YET_WINDOW)
         progress.sent(len(data))
-        if on_put:
-            on_put(len(data))
         ticker.tick()
         return index, digest
 
@@ -223,13 +219,3 @@ def wait_completed(ec2: Any, snapshot_id: str, aws: AwsConfig) -> None:
         WaiterConfig={"Delay": SNAPSHOT_POLL,
                       "MaxAttempts": max(1, math.ceil(aws.snapshot_timeout / SNAPSHOT_POLL))},
     )
-
-
-def expected_upload_bytes(raw_path: Path) -> int:
-    """Bytes put_blocks will send for this file (used by the benchmark and tests)."""
-    fd = os.open(raw_path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        return sum(blocks.BLOCK_SIZE for _ in blocks.data_blocks(fd, size))
-    finally:
-        os.close(fd)
