@@ -43,6 +43,7 @@ class KojiConfig:
     keytab: str = ""
     timeout: int = 60
     retries: int = 3
+    retry_interval: int = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +74,12 @@ class AwsConfig:
     copy_timeout: int = 2700
     nightly_deprecation_days: int = 14
     nightly_retention_days: int = 30
+    upload_workers: int = 16
+    max_attempts: int = 8
+    connect_timeout: int = 10
+    read_timeout: int = 60
+    snapshot_timeout: int = 3600
+    progress_interval: int = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +125,7 @@ class JobConfig:
 @dataclasses.dataclass(frozen=True)
 class TriggerConfig:
     jobs: list[JobConfig] = dataclasses.field(default_factory=list)
+    publish_timeout: int = 30
 
 
 @dataclasses.dataclass(frozen=True)
