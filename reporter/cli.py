@@ -7,7 +7,7 @@ import logging
 import sys
 
 from reporter.history import HistoryError
-from reporter.run import RunError, run
+from reporter.run import RunError, run, since_epoch
 from shared.cli import add_config_argument, config_or_exit, setup_logging
 
 log = logging.getLogger("fedimg-report")
@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     source = args.datagrepper or config.reporter.datagrepper
     if not source.startswith(("http://", "https://")):
         print(f"error: --datagrepper {source!r} is not an http(s) URL", file=sys.stderr)
+        return 2
+    try:
+        since_epoch(config.reporter.since)
+    except RunError as e:
+        print(f"error: config: {config.path}: {e}", file=sys.stderr)
         return 2
     try:
         result = run(args.output, source.rstrip("/"), config.reporter, full=args.full)

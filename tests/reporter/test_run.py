@@ -217,3 +217,19 @@ def test_sstream_query_finds_amis_by_region_arch_release(served, samples_dir, tm
     qcow = sq("ftype=qcow2", "release=41")
     assert [(int(h["size"]), h["url"].endswith(".qcow2")) for h in qcow] == [(583335936, True)]
     assert sq("crsn=us-east-1", "release=39") == []
+
+
+@pytest.mark.parametrize("toml, args, message", [
+    ('[reporter]\nsince = "last year"\n', [], "reporter.since"),
+    ("", ["--datagrepper", "ftp://dg.example.org"], "not an http(s) URL"),
+])
+def test_cli_bad_settings_exit_2_without_touching_dir(tmp_path, toml, args, message):
+    cfg = tmp_path / "fedimg.toml"
+    cfg.write_text(toml)
+    out = tmp_path / "site"
+    proc = subprocess.run(
+        [sys.executable, "-m", "reporter.cli", "--config", str(cfg), "--output", str(out), *args],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 2
+    assert message in proc.stderr and proc.stderr.count("\n") == 1
+    assert not out.exists()
