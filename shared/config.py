@@ -43,6 +43,7 @@ class KojiConfig:
     keytab: str = ""
     timeout: int = 60
     retries: int = 3
+    retry_interval: int = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,14 +54,26 @@ class UploaderConfig:
     work_dir: str = "/var/tmp/fedimg"
     # Which images are wanted: productmd subvariants and Koji/productmd image types.
     subvariants: list[str] = dataclasses.field(default_factory=lambda: ["Cloud_Base"])
-    image_types: list[str] = dataclasses.field(default_factory=lambda: ["raw-xz"])
+    # Only types intake can turn into a raw disk: xz (raw-xz), plain raw, qcow2 (qemu-img).
+    image_types: list[Literal["raw-xz", "raw", "qcow2"]] = dataclasses.field(
+        default_factory=lambda: ["raw-xz"]
+    )
     fetch_timeout: int = 60
     fetch_retries: int = 3
+    decompress_timeout: int = 1800
+    max_deliveries: int = 5
+    retry_delay: int = 30
 
 
 @dataclasses.dataclass(frozen=True)
 class ComposeConfig:
     base_url: str = "https://kojipkgs.fedoraproject.org/compose"
+    # Where a compose lives below base_url, tried in order (see uploader/intake/compose.py).
+    layouts: list[str] = dataclasses.field(
+        default_factory=lambda: [
+            "{release_lower}/{compose_id}", "branched/{compose_id}", "{compose_id}",
+        ]
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +86,12 @@ class AwsConfig:
     copy_timeout: int = 2700
     nightly_deprecation_days: int = 14
     nightly_retention_days: int = 30
+    upload_workers: int = 16
+    max_attempts: int = 8
+    connect_timeout: int = 10
+    read_timeout: int = 60
+    snapshot_timeout: int = 3600
+    progress_interval: int = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +109,10 @@ class ReporterConfig:
     timeout: int = 50
     retries: int = 4
     concurrency: int = 4
+    since: str = "2014-01-01"
+    overlap: int = 3600
+    window_days: int = 90
+    max_pages: int = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +137,7 @@ class JobConfig:
 @dataclasses.dataclass(frozen=True)
 class TriggerConfig:
     jobs: list[JobConfig] = dataclasses.field(default_factory=list)
+    publish_timeout: int = 30
 
 
 @dataclasses.dataclass(frozen=True)
