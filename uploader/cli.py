@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import threading
 
 from shared.cli import add_config_argument, config_or_exit, setup_logging
 from shared.messages import FedimgMessage
@@ -59,6 +60,7 @@ class _Emitter:
     def __init__(self, publish: bool) -> None:
         self.publish = publish
         self.failed = 0
+        self._lock = threading.Lock()  # targets publish from their own threads
 
     def __call__(self, message: FedimgMessage) -> None:
         if not self.publish:
@@ -70,7 +72,8 @@ class _Emitter:
         try:
             api.publish(message, timeout=30)
         except (FmError, OSError) as exc:
-            self.failed += 1
+            with self._lock:
+                self.failed += 1
             log.error("could not publish %s: %s", message.topic, exc)
 
 

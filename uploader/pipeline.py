@@ -1,16 +1,19 @@
 """The uploader's one path, shared by the consumer and fedimg-upload.
 
-    for each ImageSource:  fetch + verify  ->  ImageAcceptedV1  ->  each target handler
+    for each ImageSource:  fetch + verify  ->  ImageAcceptedV1  ->  every target handler at once
     failures of intake (or a handler that crashed) -> UploadFailedV1 with target "intake" / name
 
-Each image is independent: one bad file does not stop the others. The caller decides what the
-reports mean for the broker (consumer) or the exit code (CLI).
+Each image is independent: one bad file does not stop the others. The targets of one image run
+concurrently (a thread each), because where one process serves both, the AWS upload is network
+bound and the download conversions are CPU bound: together they take as long as the slower one. The
+caller decides what the reports mean for the broker (consumer) or the exit code (CLI).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
@@ -102,9 +105,13 @@ def process_image(
             report.accepted = True
             log.info("accepted %s from %s for %s", verified.identity.name,
                      verified.source_label, ", ".join(handlers) or "no target")
-            for name, handler in handlers.items():
-                _run_target(name, handler, image, report, config=config, clients=clients,
-                            emit=emit, announce_retryable=announce_retryable)
+            with ThreadPoolExecutor(max_workers=max(1, len(handlers)),
+                                    thread_name_prefix="target") as pool:
+                # _run_target never raises; list.append in it is atomic under the GIL
+                for name, handler in handlers.items():
+                    pool.submit(_run_target, name, handler, image, report, config=config,
+                                clients=clients, emit=emit,
+                                announce_retryable=announce_retryable)
     except FedimgError as exc:
         log.error("%s from %s: %s", source.filename, source.source_label, exc)
         report.errors.append(exc)

@@ -106,3 +106,24 @@ def test_intake_failure_is_announced_once_and_other_images_go_on(koji_hub, confi
     reports = process_images(sources[1:], config=config, clients=clients, emit=emit,
                              handlers={}, announce_retryable=False)
     assert reports[0].retryable and emit.messages == []
+
+
+def test_targets_of_one_image_run_at_the_same_time(koji_hub, config, clients, raw_xz_image):
+    """AWS (network bound) and downloads (CPU bound) overlap when one process runs both: each
+    handler waits at a barrier that only opens when both are inside at once."""
+    import threading
+
+    (source,) = build_images(_build(koji_hub, raw_xz_image), config=config, session=clients.koji)
+    both_inside = threading.Barrier(2, timeout=20)
+
+    def handler(name):
+        def run(image, *, config, clients, emit):
+            both_inside.wait()  # BrokenBarrierError (-> a crash report) if run one after another
+            return TargetOutcome(name, published=[name])
+        return run
+
+    emit = Recorder()
+    (report,) = process_images([source], config=config, clients=clients, emit=emit,
+                               handlers={"aws": handler("aws"), "downloads": handler("downloads")})
+    assert report.ok, report.summary()
+    assert sorted(o.target for o in report.outcomes) == ["aws", "downloads"]
