@@ -43,6 +43,7 @@ class KojiConfig:
     keytab: str = ""
     timeout: int = 60
     retries: int = 3
+    retry_interval: int = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +115,7 @@ class JobConfig:
 @dataclasses.dataclass(frozen=True)
 class TriggerConfig:
     jobs: list[JobConfig] = dataclasses.field(default_factory=list)
+    publish_timeout: int = 30
 
 
 @dataclasses.dataclass(frozen=True)
