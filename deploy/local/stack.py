@@ -66,6 +66,9 @@ TOPIC_PREFIX = "org.fedoraproject.demo"
 UPLOADER_TOPICS = ("buildsys.task.state.change", "buildsys.build.state.change",
                    "pungi.compose.status.change")
 REGIONS = ["us-east-1", "us-east-2", "eu-west-1"]
+# Quorum queues, as in production: RabbitMQ counts deliveries (x-delivery-count, which the
+# uploader reads) and drops a message after x-delivery-limit returns, so nothing loops forever.
+UPLOADER_QUEUE_ARGS = {"x-queue-type": "quorum", "x-delivery-limit": 5}
 ARCHES = ["x86_64", "aarch64"]
 JOB = "cloud-base-rawhide-weekly"
 
@@ -356,16 +359,16 @@ def _pika() -> Any:
         f"amqp://guest:guest@{AMQP_HOST}:{AMQP_PORT}/%2F?socket_timeout=5&heartbeat=0"))
 
 
-def declare_bus(stack: Stack, queues: dict[str, list[str]]) -> None:
+def declare_bus(stack: Stack, queues: dict[str, tuple[list[str], dict[str, Any]]]) -> None:
     """The demo exchange and our durable queues, bound before anything publishes."""
     conn = _pika()
     try:
         ch = conn.channel()
         ch.exchange_declare(stack.exchange, exchange_type="topic", durable=True,
                             auto_delete=False)
-        for queue, keys in queues.items():
+        for queue, (keys, arguments) in queues.items():
             ch.queue_declare(queue, durable=True, exclusive=False, auto_delete=False,
-                             arguments={})
+                             arguments=arguments)
             for key in keys:
                 ch.queue_bind(queue, stack.exchange, routing_key=key)
     finally:
@@ -478,9 +481,10 @@ def write_configs(stack: Stack) -> None:
     for up in uploaders(stack):
         (stack.conf / f"{up.name}.toml").write_text(fedora_messaging_toml(
             exchange=stack.exchange, queue=up.queue, routing_keys=up.routing_keys,
-            topic_prefix=TOPIC_PREFIX, callback="uploader.consumer:Uploader",
-            app=f"fedimg-demo-{up.name}", extra_loggers=("uploader", "shared")))
-        up.config.write_text(render_fedimg_toml(stack, uploader={"targets": up.targets}))
+            queue_arguments=UPLOADER_QUEUE_ARGS, prefetch_count=1, topic_prefix=TOPIC_PREFIX,
+            callback="uploader.consumer:Uploader", app=f"fedimg-demo-{up.name}",
+            consumer_config={"fedimg_config": str(stack.fedimg_config), "targets": up.targets},
+            extra_loggers=("uploader", "shared")))
 
 
 # ------------------------------------------------------------------------------------------
@@ -494,14 +498,13 @@ class Uploader:
     name: str
     queue: str
     targets: list[str]
-    config: pathlib.Path
     routing_keys: list[str]
 
 
 def uploaders(stack: Stack) -> list[Uploader]:
     keys = [f"{TOPIC_PREFIX}.{t}" for t in UPLOADER_TOPICS]
-    return [Uploader(f"uploader-{t}", stack.queue(f"uploader-{t}"), [t],
-                     stack.conf / f"fedimg-{t}.toml", keys) for t in ("aws", "downloads")]
+    return [Uploader(f"uploader-{t}", stack.queue(f"uploader-{t}"), [t], keys)
+            for t in ("aws", "downloads")]
 
 
 def services(stack: Stack) -> list[Service]:
@@ -537,15 +540,17 @@ def services(stack: Stack) -> list[Service]:
         conf = str(stack.conf / f"{up.name}.toml")
         out.append(Service(up.name, [fm, "--conf", conf, "consume",
                                      "--callback=uploader.consumer:Uploader"],
-                           stack.env(FEDORA_MESSAGING_CONF=conf, FEDIMG_CONFIG=str(up.config)),
+                           stack.env(FEDORA_MESSAGING_CONF=conf),
                            _registered))
     return out
 
 
-def our_queues(stack: Stack) -> dict[str, list[str]]:
-    queues = {stack.queue("datanommer"): ["#"], stack.queue("watch"): ["#"]}
+def our_queues(stack: Stack) -> dict[str, tuple[list[str], dict[str, Any]]]:
+    """queue -> (routing keys, declare arguments) of every queue this stack owns."""
+    queues: dict[str, tuple[list[str], dict[str, Any]]] = {
+        stack.queue("datanommer"): (["#"], {}), stack.queue("watch"): (["#"], {})}
     for up in uploaders(stack):
-        queues[up.queue] = up.routing_keys
+        queues[up.queue] = (up.routing_keys, UPLOADER_QUEUE_ARGS)
     return queues
 
 
