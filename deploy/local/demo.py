@@ -31,22 +31,12 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import stack as st  # noqa: E402  (deploy/local/stack.py, which also puts the repo on sys.path)
 
+from tests.e2e.parts import missing_parts  # noqa: E402
+
 BUILD_TIMEOUT = 180  # seconds for fedimg-build to finish
 UPLOAD_TIMEOUT = 600  # seconds for the uploader services to handle the announcement
 STORE_TIMEOUT = 60  # seconds for datanommer to store every message
 REPORT_TIMEOUT = 300  # seconds for fedimg-report
-
-# (module that must have it, attribute, who builds it) -- the parts this demo joins together
-PARTS = [
-    ("uploader.consumer", "Uploader", "intake + consumer (issue 3)"),
-    ("uploader.downloads", "publish_downloads", "download artifacts (issue 4)"),
-    ("uploader.aws", "publish_aws", "AWS publishing (issue 7)"),
-]
-SKELETONS = [
-    ("trigger/cli.py", "fedimg-build (issue 6)"),
-    ("reporter/cli.py", "fedimg-report (issue 5)"),
-]
-
 
 class DemoFailed(RuntimeError):
     """One line for the operator (plus, optionally, a log excerpt after a newline)."""
@@ -54,34 +44,6 @@ class DemoFailed(RuntimeError):
 
 def say(text: str = "") -> None:
     print(text, flush=True)
-
-
-def missing_parts() -> list[str]:
-    """The parts of the pipeline this checkout does not have yet (one line each)."""
-    import importlib
-    import pkgutil
-
-    out = []
-    for module, attr, who in PARTS:
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as exc:
-            out.append(f"{who}: {module} cannot be imported ({exc})")
-            continue
-        found = hasattr(mod, attr)
-        for info in pkgutil.walk_packages(getattr(mod, "__path__", []), module + "."):
-            if found:
-                break
-            try:
-                found = hasattr(importlib.import_module(info.name), attr)
-            except ImportError:
-                continue
-        if not found:
-            out.append(f"{who}: no {attr} in {module}")
-    for path, who in SKELETONS:
-        if "not implemented yet" in (st.REPO_ROOT / path).read_text():
-            out.append(f"{who}: {path} is still the skeleton")
-    return out
 
 
 def run_step(what: str, argv: list[str], env: dict[str, str], timeout: float) -> str:
@@ -301,9 +263,28 @@ def check(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[str
 # ------------------------------------------------------------------------------------------
 
 
+def inventory(amis: dict[str, list[dict[str, Any]]],
+              files: dict[str, pathlib.Path]) -> dict[str, Any]:
+    """What this run left behind, to compare with the next run on the same stack."""
+    return {"amis": sorted(f"{r} {a.get('Name')} {a['ImageId']}" for r, found in amis.items()
+                           for a in found),
+            "files": sorted(f"{rel} {sha256(p)}" for rel, p in files.items())}
+
+
+def compare(previous: dict[str, Any] | None, now: dict[str, Any], run_no: int) -> str:
+    if previous is None:
+        return "First run on this stack: run `make demo` again to see a repeated announcement " \
+               "change nothing."
+    if previous == now:
+        return (f"Same {len(now['amis'])} AMIs and {len(now['files'])} files (same bytes) as "
+                f"run {run_no - 1}: the repeated announcement changed nothing.")
+    added = sorted(set(now["amis"] + now["files"]) - set(previous["amis"] + previous["files"]))
+    return f"Changed since run {run_no - 1}: {', '.join(added) or 'items removed'}"
+
+
 def summary(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[str, Any]]],
             files: dict[str, pathlib.Path], topics: collections.Counter, task_id: int,
-            run_no: int, seconds: float) -> str:
+            run_no: int, seconds: float, versus: str) -> str:
     lines = [f"fedimg demo: OK in {seconds:.0f}s (run {run_no} on this stack; Koji task "
              f"{task_id})", ""]
     lines.append(f"site        {stack.www_url}/site/index.html   ({stack.site})")
@@ -329,8 +310,11 @@ def summary(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[s
         lines.append(f"  {n:3}  {topic}")
     lines.append("")
     images = report.get("images", [])
+    failures = sum(len(i.get("failures") or []) for i in images)
     lines.append(f"Report: {len(images)} image(s) in images.json; it agrees with AWS and the "
-                 "download directory.")
+                 "download directory" + (f" ({failures} failure(s) of earlier attempts in "
+                                         "the history)." if failures else "."))
+    lines.append(versus)
     lines.append("Stop the stack: make demo-stop   (state stays in "
                  f"{stack.root}; logs in {stack.root}/logs)")
     return "\n".join(lines)
@@ -397,9 +381,14 @@ def main() -> int:
                 say(f"  MISMATCH: {p}")
             raise DemoFailed(f"{len(problems)} disagreement(s) between the report, AWS and "
                              "the downloads")
+        last = stack.root / "last-run.json"
+        now = inventory(amis, files)
+        previous = json.loads(last.read_text()) if run_no > 1 and last.exists() else None
+        versus = compare(previous, now, run_no)
+        last.write_text(json.dumps(now))
         runs.write_text(str(run_no))
         text = summary(stack, report, amis, files, topics, task["id"], run_no,
-                       time.monotonic() - t0)
+                       time.monotonic() - t0, versus)
         (stack.root / "summary.txt").write_text(text + "\n")
         say()
         say(text)

@@ -581,6 +581,8 @@ def reset(stack: Stack, say: Callable[[str], None]) -> None:
         delete_queues(stack, list(our_queues(stack)))
     for path in (stack.downloads, stack.site, stack.work):
         shutil.rmtree(path, ignore_errors=True)
+    for name in ("runs", "last-run.json", "summary.txt"):  # the demo's per-generation notes
+        (stack.root / name).unlink(missing_ok=True)
     (stack.root / "generation").write_text(uuid.uuid4().hex[:8])
 
 
