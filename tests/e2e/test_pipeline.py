@@ -1,0 +1,149 @@
+"""The whole pipeline end to end on real parts (see conftest.py for what runs where).
+
+1. A weekly build: fedimg-build -> Koji -> announcement -> the uploader service -> AMIs in three
+   regions + two download files -> datanommer/datagrepper -> fedimg-report; the report is checked
+   against what moto and the download directory really hold. Then the same Koji message is
+   delivered twice more: still one AMI per region, the same files, no duplicate report entry.
+2. The uploader process is SIGKILLed in the middle of the EBS upload; a new process finishes the
+   job from the message RabbitMQ redelivers.
+3. RabbitMQ (a private node: the shared one serves other runs) restarts while the uploader waits;
+   nothing is lost, and the same uploader process carries on.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import hashlib
+import json
+import pathlib
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import JOB, PREFIX, REGIONS, Pipeline, consumed_line
+from tests.harness.processes import wait_until
+
+pytestmark = pytest.mark.slow
+
+FLOW_TIMEOUT = 240.0  # seconds for the uploader to handle one announcement (2 busy cores)
+
+
+def sha256(path: pathlib.Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def amis_by_region(aws: Any) -> dict[str, list[dict[str, Any]]]:
+    return {r: aws.client("ec2", r).describe_images(Owners=["self"])["Images"] for r in REGIONS}
+
+
+def download_files(root: pathlib.Path) -> dict[str, pathlib.Path]:
+    return {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def wait_consumed(proc: Any, message: Any, times: int = 1,
+                  timeout: float = FLOW_TIMEOUT) -> None:
+    """Until the uploader process logged ``times`` successful consumptions of ``message``."""
+    line = consumed_line(message)
+
+    def done() -> bool:
+        assert proc.alive(), f"uploader died:\n{proc.tail()}"
+        assert f"message id {message.id} be dropped" not in proc.output(), proc.tail()
+        return proc.output().count(line) >= times
+
+    try:
+        wait_until(done, timeout, f"the uploader to consume {message.id} {times}x", 0.1)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n--- uploader ---\n{proc.tail(60)}") from None
+
+
+def test_weekly_build_reaches_aws_downloads_report_and_redelivery_changes_nothing(
+        pipeline: Pipeline, datagrepper_empty: Any, aws: Any, bus: Any, run_consumer: Any,
+        tmp_path: pathlib.Path) -> None:
+    pipeline.datagrepper_url = datagrepper_empty.url
+    pipeline.write_configs()
+    date = datetime.datetime.now(datetime.UTC).date()
+    release = f"weekly.{date:%Y%m%d}"
+    name = f"Fedora-Cloud-Base-Rawhide-{release}.x86_64"
+
+    with run_consumer("uploader.consumer:Uploader", pipeline.uploader_config(),
+                      env=pipeline.env()) as uploader:
+        # 1. the trigger starts the weekly build (TLS client-cert login) and says so on the bus
+        pipeline.run("trigger.cli", "--date", str(date), JOB)
+        task_id = pipeline.weekly_task()
+        (started,) = bus.wait_for(f"{PREFIX}.fedimg.build.started.v1.weekly.Rawhide", 1, 30)
+        assert started.body["task_id"] == task_id and started.body["release"] == release
+
+        # 2. Koji finishes it and announces it; the uploader publishes everywhere
+        announcement = pipeline.finish_and_announce(task_id)
+        wait_consumed(uploader, announcement)
+        (completed,) = bus.wait_for(f"{PREFIX}.fedimg.image.completed.v1.aws.*", 1, 30)
+
+        amis = amis_by_region(aws)
+        files = download_files(pipeline.downloads)
+        for region in REGIONS:
+            (ami,) = amis[region]
+            assert name in ami["Name"], ami["Name"]
+            assert ami["State"] == "available"
+        image_files = sorted(f for f in files if not f.endswith("CHECKSUM"))
+        assert [pathlib.Path(f).name for f in image_files] == [
+            f"{name}.qcow2", f"{name}.raw.tar.xz"]
+        assert bus.wait_for(f"{PREFIX}.fedimg.image.published.v1.downloads.*", 2, 30)
+
+        # 3. datanommer stored every message; the report is rebuilt from datagrepper alone
+        wait_history(datagrepper_empty, len(bus.messages()))
+        report = report_now(pipeline, datagrepper_empty.url, tmp_path / "site")
+        check_report(report, name, task_id, amis, files)
+        assert completed.body["regions"] == {r: amis[r][0]["ImageId"] for r in REGIONS}
+        assert completed.body["failed_regions"] == []
+
+        # 4. the same Koji message delivered twice more: nothing new anywhere
+        for _ in range(2):
+            pipeline.announce(task_id, announcement)
+        wait_consumed(uploader, announcement, times=3)
+        # same msg_id and sent-at: datanommer keeps the announcement once, the rest is new
+        wait_history(datagrepper_empty, len(bus.messages()) - 2)
+        assert amis_by_region(aws) == amis, "a repeated announcement changed the AMIs"
+        again = download_files(pipeline.downloads)
+        assert sorted(again) == sorted(files)
+        assert {k: sha256(p) for k, p in again.items()} == {
+            k: sha256(p) for k, p in files.items()}
+        check_report(report_now(pipeline, datagrepper_empty.url, tmp_path / "site"), name,
+                     task_id, amis, files)
+
+
+def wait_history(datagrepper: Any, count: int) -> None:
+    wait_until(lambda: datagrepper.count() >= count, 30,
+               f"datanommer to store {count} message(s)")
+
+
+def report_now(pipeline: Pipeline, datagrepper_url: str, site: pathlib.Path) -> dict[str, Any]:
+    pipeline.run("reporter.cli", "--datagrepper", datagrepper_url, "--output", str(site),
+                 "--full")
+    return json.loads((site / "images.json").read_text())
+
+
+def check_report(report: dict[str, Any], name: str, task_id: int,
+                 amis: dict[str, list[dict[str, Any]]], files: dict[str, pathlib.Path]) -> None:
+    """images.json says exactly what moto and the download directory hold, once."""
+    assert report["schema"] == "fedimg.report/1"
+    names = collections.Counter(i["name"] for i in report["images"])
+    assert names == {name: 1}, names
+    (image,) = report["images"]
+    assert (image["release"], image["subvariant"], image["arch"], image["channel"]) == (
+        "Rawhide", "Cloud_Base", "x86_64", "weekly")
+    assert image["koji_task_id"] == task_id
+    assert image["aws"] == {r: {"ami": amis[r][0]["ImageId"]} for r in REGIONS}
+    downloads = image["downloads"]
+    assert sorted(d["format"] for d in downloads) == ["qcow2", "raw.tar.xz"]
+    base = "https://dl.e2e.example/pub/alt/cloud/"
+    for d in downloads:
+        assert d["url"].startswith(base), d["url"]
+        path = files[d["url"][len(base):]]
+        assert d["size"] == path.stat().st_size
+        assert d["sha256"] == sha256(path)
+    assert image["failures"] == []
