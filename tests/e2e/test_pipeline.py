@@ -52,7 +52,10 @@ def wait_consumed(proc: Any, message: Any, times: int = 1,
 
     def done() -> bool:
         assert proc.alive(), f"uploader died:\n{proc.tail()}"
-        assert f"message id {message.id} be dropped" not in proc.output(), proc.tail()
+        out = proc.output()
+        assert f"message id {message.id} be dropped" not in out, proc.tail()
+        assert f"message {message.id} (" not in out or "returning it to the queue" not in out, \
+            f"the uploader is retrying {message.id}:\n{proc.tail()}"
         return proc.output().count(line) >= times
 
     try:
