@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
-from shared.cli import add_config_argument, config_or_exit
+from reporter.history import HistoryError
+from reporter.run import RunError, run, since_epoch
+from shared.cli import add_config_argument, config_or_exit, setup_logging
+
+log = logging.getLogger("fedimg-report")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,14 +19,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", metavar="DIR", required=True, help="where the site goes")
     parser.add_argument("--datagrepper", metavar="URL", help="overrides [reporter] datagrepper")
     parser.add_argument("--full", action="store_true", help="refold the whole history")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config_or_exit(args)
-    print("fedimg-report: the reporter is not implemented yet", file=sys.stderr)
-    return 1
+    config = config_or_exit(args)
+    setup_logging(args.verbose)
+    source = args.datagrepper or config.reporter.datagrepper
+    if not source.startswith(("http://", "https://")):
+        print(f"error: --datagrepper {source!r} is not an http(s) URL", file=sys.stderr)
+        return 2
+    try:
+        since_epoch(config.reporter.since)
+    except RunError as e:
+        print(f"error: config: {config.path}: {e}", file=sys.stderr)
+        return 2
+    try:
+        result = run(args.output, source.rstrip("/"), config.reporter, full=args.full)
+    except (HistoryError, RunError) as e:
+        print(f"error: {e}; {args.output} was left as it was", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: cannot write the report: {e}; {args.output} was left as it was",
+              file=sys.stderr)
+        return 1
+    print(
+        f"fedimg-report: {'full' if result.full else 'incremental'} run, "
+        f"{result.fetched} messages fetched in {result.requests} requests, "
+        f"{result.images} images ({result.read} messages read, {result.skipped} not understood)"
+        f" -> {args.output}"
+    )
+    return 0
 
 
 if __name__ == "__main__":

@@ -74,6 +74,12 @@ class AwsConfig:
     copy_timeout: int = 2700
     nightly_deprecation_days: int = 14
     nightly_retention_days: int = 30
+    upload_workers: int = 16
+    max_attempts: int = 8
+    connect_timeout: int = 10
+    read_timeout: int = 60
+    snapshot_timeout: int = 3600
+    progress_interval: int = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +97,10 @@ class ReporterConfig:
     timeout: int = 50
     retries: int = 4
     concurrency: int = 4
+    since: str = "2014-01-01"
+    overlap: int = 3600
+    window_days: int = 90
+    max_pages: int = 5
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,249 @@
+"""The fold: history rows in, the state of every image out. A pure function of the message SET.
+
+Every piece of an image's state is a register written with a version (timestamp, msg_id), and a
+register keeps the write with the highest version; sets of facts (regions, formats, QE suites,
+failures) are maps of such registers; first_seen/updated are min/max; the channel is the most
+official one ever observed (promotion turns a candidate into "release"). Registers merge
+commutatively, associatively and idempotently, so the result depends neither on the order rows
+arrive in (datagrepper returns rows of the same second in arbitrary order), nor on duplicates,
+nor on where the history is split between runs: fold(A + B) == fold_onto(fold(A), B). This is what
+makes an incremental run give exactly the output of a full one.
+
+Counters are per distinct msg_id (``seen``), so a row that comes back twice counts once.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reporter.families import Observation, Unreadable, read_row
+from shared.images import CHANNELS
+
+log = logging.getLogger(__name__)
+
+Version = tuple[float, str]  # (timestamp, msg_id): total order, the deterministic tie-break
+_RANK = {c: i for i, c in enumerate(CHANNELS)}
+FIELDS = ("aws", "downloads", "failures", "qe", "promoted", "azure", "gcp", "container")
+IDENTITY = ("release", "subvariant", "arch", "cloud")
+SOURCE = ("compose_id", "koji_task_id", "koji_build_id")
+
+
+@dataclass
+class ImageState:
+    name: str
+    derived: bool = True  # False once any message carried this exact name itself
+    first_seen: float = float("inf")
+    updated: float = float("-inf")
+    channel: str | None = None
+    identity: dict[str, list] = field(default_factory=dict)  # key -> [ts, msg_id, value]
+    source: dict[str, list] = field(default_factory=dict)
+    regs: dict[str, dict[str, list]] = field(default_factory=dict)  # field -> key -> [ts, id, v]
+
+
+@dataclass
+class FoldState:
+    images: dict[str, ImageState] = field(default_factory=dict)
+    seen: dict[str, float] = field(default_factory=dict)  # msg_id -> timestamp
+    read: int = 0
+    skipped: int = 0
+    last_timestamp: float | None = None
+
+
+def _put(regs: dict[str, list], key: str, version: Version, value: Any) -> None:
+    old = regs.get(key)
+    if old is None or (old[0], old[1]) < version:
+        regs[key] = [version[0], version[1], value]
+
+
+def row_key(row: dict[str, Any]) -> tuple[float, str] | None:
+    """(timestamp, msg_id) of a row; None when the row has no usable timestamp."""
+    ts = row.get("timestamp")
+    if isinstance(ts, bool) or not isinstance(ts, int | float) or ts != ts:
+        return None
+    msg_id = row.get("msg_id")
+    if not isinstance(msg_id, str) or not msg_id:
+        # still deterministic, so a duplicate of it is still recognised
+        blob = json.dumps(row, sort_keys=True, default=str).encode()
+        msg_id = "no-msg-id:" + hashlib.sha256(blob).hexdigest()
+    return float(ts), msg_id
+
+
+def apply_row(state: FoldState, row: dict[str, Any]) -> None:
+    """Fold one row into ``state`` (in place). Never raises for bad history."""
+    key = row_key(row) if isinstance(row, dict) else None
+    if key is None:
+        state.skipped += 1  # no timestamp: cannot be placed or de-duplicated; see history.py
+        log.warning("skipping a history row without a timestamp: %.200r", row)
+        return
+    ts, msg_id = key
+    if msg_id in state.seen:
+        return
+    state.seen[msg_id] = ts
+    state.read += 1
+    if state.last_timestamp is None or ts > state.last_timestamp:
+        state.last_timestamp = ts
+    try:
+        observations = read_row(row)
+    except Unreadable as e:
+        state.skipped += 1
+        log.warning("skipping message %s (%s): %s", msg_id, str(row.get("topic"))[:200], e)
+        return
+    for obs in observations:
+        _observe(state, obs, key)
+
+
+def _observe(state: FoldState, obs: Observation, version: Version) -> None:
+    img = state.images.get(obs.name)
+    if img is None:
+        img = state.images[obs.name] = ImageState(obs.name)
+    ts = version[0]
+    img.derived = img.derived and obs.derived_name
+    img.first_seen = min(img.first_seen, ts)
+    img.updated = max(img.updated, ts)
+    channel = obs.identity.get("channel")
+    if channel in _RANK and (img.channel is None or _RANK[channel] > _RANK[img.channel]):
+        img.channel = channel
+    for k in IDENTITY:
+        if obs.identity.get(k) is not None:
+            _put(img.identity, k, version, obs.identity[k])
+    for k in SOURCE:
+        if obs.source.get(k) is not None:
+            _put(img.source, k, version, obs.source[k])
+    for fld, key, value in obs.sets:
+        # canonical key order, so a state restored from (sorted) state.json renders the same
+        if isinstance(value, dict):
+            value = dict(sorted(value.items()))
+        _put(img.regs.setdefault(fld, {}), key, version, value)
+
+
+def fold(rows: Iterable[dict[str, Any]]) -> FoldState:
+    """The state of every image after ``rows`` (any order, duplicates allowed)."""
+    return fold_onto(FoldState(), rows, copy_state=False)
+
+
+def fold_onto(
+    state: FoldState, rows: Iterable[dict[str, Any]], copy_state: bool = True
+) -> FoldState:
+    """``state`` with ``rows`` folded in; the input state is left alone unless copy_state=False."""
+    out = copy.deepcopy(state) if copy_state else state
+    for row in rows:
+        apply_row(out, row)
+    return out
+
+
+# ---- the report view of a state -----------------------------------------------------------------
+
+
+def iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _value(regs: dict[str, list], key: str) -> Any:
+    reg = regs.get(key)
+    return None if reg is None else reg[2]
+
+
+def image_record(img: ImageState) -> dict[str, Any]:
+    """One entry of images.json (design.md "Report output"; extra keys are additive)."""
+    regs = img.regs
+    aws = regs.get("aws", {})
+    downloads = regs.get("downloads", {})
+    failures = []
+    for reg in regs.get("failures", {}).values():
+        f = reg[2]
+        success = (aws if f["target"] == "aws" else downloads if f["target"] == "downloads"
+                   else {}).get(f["destination"])
+        if success is not None and (success[0], success[1]) > (reg[0], reg[1]):
+            continue  # a later success for the same destination supersedes the failure
+        failures.append({**f, "at": iso(reg[0])})
+    failures.sort(key=lambda f: (f["target"], f["destination"]))
+    suites = {s: {**reg[2], "at": iso(reg[0])} for s, reg in sorted(regs.get("qe", {}).items())}
+    qe = None
+    if suites:
+        results = {s["result"] for s in suites.values()}
+        overall = ("failed" if "failed" in results
+                   else "needs_inspection" if "needs_inspection" in results else "passed")
+        qe = {"result": overall, "suites": suites}
+    promoted = regs.get("promoted", {}).get("")
+    return {
+        "name": img.name,
+        "release": _value(img.identity, "release"),
+        "subvariant": _value(img.identity, "subvariant"),
+        "arch": _value(img.identity, "arch"),
+        "channel": img.channel,
+        "cloud": _value(img.identity, "cloud"),
+        "compose_id": _value(img.source, "compose_id"),
+        "koji_task_id": _value(img.source, "koji_task_id"),
+        "koji_build_id": _value(img.source, "koji_build_id"),
+        "first_seen": iso(img.first_seen),
+        "updated": iso(img.updated),
+        "official": promoted is not None,
+        "promoted": None if promoted is None else {**promoted[2], "at": iso(promoted[0])},
+        "aws": {region: reg[2] for region, reg in sorted(aws.items())},
+        "downloads": [reg[2] for _, reg in sorted(downloads.items())],
+        "qe": qe,
+        "failures": failures,
+        "azure": _value(regs.get("azure", {}), ""),
+        "gcp": _value(regs.get("gcp", {}), ""),
+        "container": _value(regs.get("container", {}), ""),
+        "name_derived": img.derived,
+    }
+
+
+def image_records(state: FoldState) -> list[dict[str, Any]]:
+    return [image_record(state.images[name]) for name in sorted(state.images)]
+
+
+# ---- persistence (DIR/state.json): what an incremental run needs to continue exactly -----------
+
+STATE_SCHEMA = "fedimg.report-state/1"
+
+
+def state_to_json(state: FoldState, source: str, overlap: float) -> dict[str, Any]:
+    """Everything of the state, except seen ids older than the overlap window (never refetched)."""
+    horizon = (state.last_timestamp or 0.0) - overlap
+    return {
+        "schema": STATE_SCHEMA,
+        "source": source,
+        "overlap": overlap,
+        "read": state.read,
+        "skipped": state.skipped,
+        "last_timestamp": state.last_timestamp,
+        "seen": {i: ts for i, ts in sorted(state.seen.items()) if ts >= horizon},
+        "images": {
+            name: {
+                "derived": img.derived, "first_seen": img.first_seen, "updated": img.updated,
+                "channel": img.channel, "identity": img.identity, "source": img.source,
+                "regs": img.regs,
+            }
+            for name, img in sorted(state.images.items())
+        },
+    }
+
+
+def state_from_json(data: dict[str, Any]) -> FoldState:
+    """The inverse of state_to_json; raises ValueError/KeyError/TypeError on a malformed file."""
+    if data.get("schema") != STATE_SCHEMA:
+        raise ValueError(f"schema is {data.get('schema')!r}, expected {STATE_SCHEMA}")
+    images = {}
+    for name, d in data["images"].items():
+        images[name] = ImageState(
+            name=name, derived=bool(d["derived"]), first_seen=float(d["first_seen"]),
+            updated=float(d["updated"]), channel=d["channel"], identity=dict(d["identity"]),
+            source=dict(d["source"]), regs={k: dict(v) for k, v in d["regs"].items()},
+        )
+    last = data["last_timestamp"]
+    return FoldState(
+        images=images,
+        seen={str(k): float(v) for k, v in data["seen"].items()},
+        read=int(data["read"]),
+        skipped=int(data["skipped"]),
+        last_timestamp=None if last is None else float(last),
+    )

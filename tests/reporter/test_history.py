@@ -1,0 +1,179 @@
+"""The datagrepper client against faults the real stack cannot produce on demand (responses)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+import responses
+
+from reporter.history import History, HistoryError
+from tests.reporter.dg_semantics import RawHistory, row
+
+URL = "http://dg.test"
+RAW = f"{URL}/raw"
+
+
+def _history(n: int, start: float = 1_700_000_000.0, step: float = 60.0, same_second: int = 1):
+    topics = ["org.fedoraproject.prod.fedimg.image.copy",
+              "org.fedoraproject.prod.fedora_image_uploader.published.v1.aws",
+              "org.fedoraproject.prod.buildsys.tag"]  # another category: must not be read
+    return [row(f"id-{i:05d}", start + (i // same_second) * step, topics[i % 3], {"n": i})
+            for i in range(n)]
+
+
+def _client(**kw) -> History:
+    kw.setdefault("backoff", 0.001)
+    kw.setdefault("retries", 3)
+    kw.setdefault("concurrency", 2)
+    return History(URL, **kw)
+
+
+def _wanted(rows):
+    return sorted((r for r in rows if ".buildsys." not in r["topic"]),
+                  key=lambda r: (r["timestamp"], r["msg_id"]))
+
+
+@responses.activate
+def test_reads_every_row_in_order_with_datagrepper_parameters():
+    rows = _history(700)
+    hist = RawHistory(rows)
+    responses.add_callback(responses.GET, RAW, callback=hist.responses_callback())
+    client = _client(max_pages=2, window_days=365)
+    got = client.fetch(1_600_000_000.0, 1_800_000_000.0)
+    assert got == _wanted(rows)
+    for call in responses.calls:
+        q = call.request.params
+        assert q["order"] == "asc" and q["rows_per_page"] == "100"
+        assert float(q["start"]) > 0 and "end" in q  # end alone would be ignored
+        assert q["category"] in ("fedimg", "fedora_image_uploader")
+        assert call.request.headers["Accept"] == "application/json"
+    # 467 rows in two categories at 2 pages max per window: the windows had to be split
+    assert client.stats.splits > 0
+    assert max(int(c.request.params["page"]) for c in responses.calls) <= 2
+
+
+@responses.activate
+def test_same_second_rows_across_split_windows_are_read_once():
+    rows = _history(900, same_second=300)  # 300 rows per second, 3 seconds
+    hist = RawHistory(rows)
+    responses.add_callback(responses.GET, RAW, callback=hist.responses_callback())
+    got = _client(max_pages=1).fetch(1_699_999_000.0, 1_700_001_000.0)
+    assert [r["msg_id"] for r in got] == [r["msg_id"] for r in _wanted(rows)]
+
+
+@responses.activate
+def test_5xx_timeouts_and_broken_json_are_retried():
+    rows = _history(250)
+    hist = RawHistory(rows)
+    faults = {
+        1: (500, {}, json.dumps({"error": "internal_error"})),
+        2: requests.ReadTimeout("read timed out"),
+        3: (200, {"Content-Type": "application/json"}, '{"raw_messages": [{"i": 0, "msg'),
+        5: (502, {}, "<html>bad gateway</html>"),
+        6: requests.ConnectionError("connection reset"),
+    }
+    responses.add_callback(responses.GET, RAW,
+                           callback=hist.responses_callback(lambda n: faults.get(n)))
+    client = _client(concurrency=1, retries=5)
+    got = client.fetch(1_600_000_000.0, 1_800_000_000.0)
+    assert got == _wanted(rows)
+    assert client.stats.retries == len(faults)
+
+
+@responses.activate
+def test_persistent_failure_ends_with_history_error_after_bounded_retries():
+    responses.add(responses.GET, RAW, status=503, body="down")
+    client = _client(retries=2, concurrency=1, window_days=100000)
+    with pytest.raises(HistoryError, match="failed 3 times"):
+        client.fetch(1_600_000_000.0, 1_700_000_000.0)
+    # 3 attempts for the first window; the other window may have started before the abort
+    assert 3 <= client.stats.requests <= 6
+
+
+@responses.activate
+def test_short_page_in_the_middle_is_retried_then_fatal():
+    rows = _history(900)  # 300 per category: page 2 of 3 is a middle page
+    hist = RawHistory(rows)
+
+    def cb(request):
+        status, body = hist.answer({k: [v] for k, v in request.params.items()})
+        if request.params["page"] == "2":
+            body = {**body, "raw_messages": [], "count": 0}  # an empty page where rows belong
+        return status, {}, json.dumps(body)
+
+    responses.add_callback(responses.GET, RAW, callback=cb)
+    client = _client(retries=1, concurrency=1, max_pages=10, window_days=100000)
+    with pytest.raises(HistoryError, match="page 2/3 has 0 rows, expected 100"):
+        client.fetch(1_600_000_000.0, 1_800_000_000.0)
+
+
+@responses.activate
+def test_empty_last_page_is_caught_too():
+    rows = _history(600)  # 200 per category: page 2 of 2 is the last page
+
+    hist = RawHistory(rows)
+
+    def cb(request):
+        status, body = hist.answer({k: [v] for k, v in request.params.items()})
+        if request.params["page"] == "2":
+            body = {**body, "raw_messages": [], "count": 0}
+        return status, {}, json.dumps(body)
+
+    responses.add_callback(responses.GET, RAW, callback=cb)
+    client = _client(retries=1, concurrency=1, max_pages=10, window_days=100000)
+    with pytest.raises(HistoryError, match="page 2/2 has 0 rows, expected 100"):
+        client.fetch(1_600_000_000.0, 1_800_000_000.0)
+
+
+@responses.activate
+def test_empty_history_and_client_errors():
+    hist = RawHistory([])
+    responses.add_callback(responses.GET, RAW, callback=hist.responses_callback())
+    assert _client().fetch(1_600_000_000.0, 1_800_000_000.0) == []
+    responses.replace(responses.GET, RAW, status=400, body="<html>bad request</html>")
+    with pytest.raises(HistoryError, match="HTTP 400"):
+        _client().fetch(1_600_000_000.0, 1_800_000_000.0)
+
+
+def test_dead_port_is_a_history_error_quickly():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    client = History(f"http://127.0.0.1:{port}", retries=1, backoff=0.001, timeout=2)
+    with pytest.raises(HistoryError, match="ConnectionError"):
+        client.fetch(1_600_000_000.0, 1_700_000_000.0)
+
+
+@responses.activate
+def test_rows_arriving_while_paging_cause_a_reread_not_a_gap():
+    rows = _history(600)  # 200 fedimg rows: two pages
+    hist = RawHistory(rows)
+    late = [row("late-1", 1_700_000_000.0 + 30, "org.fedoraproject.prod.fedimg.image.copy",
+                {"n": -1})]
+    seen = {"n": 0}
+
+    def cb(request):
+        seen["n"] += 1
+        if seen["n"] == 2:  # a late arrival lands inside the window after its first page
+            hist.rows = sorted(hist.rows + late, key=lambda r: r["timestamp"])
+            hist.stamps = [r["timestamp"] for r in hist.rows]
+            hist.rows += [row(f"late-{i}", 1_700_000_000.0 + 31, late[0]["topic"], {})
+                          for i in range(2, 120)]
+            hist.rows.sort(key=lambda r: r["timestamp"])
+            hist.stamps = [r["timestamp"] for r in hist.rows]
+        status, body = hist.answer({k: [v] for k, v in request.params.items()})
+        return status, {}, json.dumps(body)
+
+    responses.add_callback(responses.GET, RAW, callback=cb)
+    client = _client(concurrency=1, max_pages=10, window_days=100000,
+                     categories=("fedimg",))
+    got = client.fetch(1_600_000_000.0, 1_800_000_000.0)
+    want = {r["msg_id"] for r in hist.rows if ".fedimg." in r["topic"]}
+    assert len(want) == 200 + 119
+    assert {r["msg_id"] for r in got} == want
+    assert seen["n"] > 2  # the window was read again

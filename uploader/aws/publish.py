@@ -1,0 +1,149 @@
+"""publish_aws: a verified raw image -> a public AMI in every configured region, one message each.
+
+    base region:  snapshot (EBS direct) -> register_image -> available
+    every region: copy_image (bounded pool, all at once) -> available -> public -> deprecation
+    messages:     AwsRegionPublishedV1 as each region becomes available, UploadFailedV1 per failed
+                  region, one AwsImagePublishedV1 summary at the end
+
+Stateless: everything it needs to resume is found in AWS by the AMI name and tags.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import time
+from typing import Any
+
+from shared.config import AwsConfig, Config
+from shared.images import aws_arch
+from shared.messages import AwsImagePublishedV1, AwsRegionPublishedV1, UploadFailedV1
+from uploader.aws import ami, naming, snapshot
+from uploader.aws.clients import ClientFactory, classify, describe_error
+from uploader.errors import BadInput, TargetFailed
+from uploader.model import Clients, Emit, TargetOutcome, VerifiedImage
+
+log = logging.getLogger(__name__)
+
+TARGET = "aws"
+
+
+def resolve_regions(factory: ClientFactory, aws: AwsConfig) -> list[str]:
+    """aws.regions, with ["*"] meaning every region enabled for the account."""
+    if "*" in aws.regions:
+        answer = factory.ec2(aws.base_region).describe_regions(AllRegions=False)
+        return sorted(r["RegionName"] for r in answer["Regions"]
+                      if r.get("OptInStatus", "opt-in-not-required") != "not-opted-in")
+    return list(dict.fromkeys(aws.regions))
+
+
+def prepare_base(factory: ClientFactory, image: VerifiedImage, name: str) -> dict[str, Any]:
+    """Snapshot + AMI in the base region (found or made), available, not yet public."""
+    source = image.source
+    aws = factory.aws
+    try:
+        aws_arch(source.identity.arch)
+    except ValueError as e:
+        raise BadInput(f"{source.identity.name}: {e}") from None
+
+    def make_snapshot() -> str:
+        return snapshot.ensure_snapshot(
+            factory, aws.base_region, image.raw_path, name, naming.image_tags(source, name),
+            source.sha256, naming.description(source),
+        )
+
+    return ami.ensure_base_image(factory, aws.base_region, source, name, make_snapshot)
+
+
+def publish_region(
+    factory: ClientFactory, region: str, image: VerifiedImage, name: str, base: dict[str, Any],
+) -> dict[str, Any]:
+    """The finished AMI in one region: copied if needed, tagged, public, deprecation set."""
+    aws = factory.aws
+    source = image.source
+    ec2 = factory.ec2(region)
+    if region == aws.base_region:
+        found = base
+    else:
+        found = ami.ensure_copy(factory, region, source, name, base["ImageId"], aws.base_region)
+    ami.tag_snapshots(ec2, found, naming.image_tags(source, name))
+    if aws.public:
+        ami.make_public(ec2, found)
+    if source.identity.channel == "nightly" and aws.nightly_deprecation_days > 0:
+        ami.deprecate(ec2, found, aws.nightly_deprecation_days)
+    return found
+
+
+def publish_aws(
+    image: VerifiedImage, *, config: Config, clients: Clients, emit: Emit
+) -> TargetOutcome:
+    """Make `image` a (public) AMI in every configured region.
+
+    Returns the outcome per region (each failure already announced with UploadFailedV1).
+    Raises TargetFailed (kind/retryable from the cause) when nothing could be published
+    because the regions could not be listed or the base snapshot/AMI could not be made.
+    """
+    aws = config.aws
+    factory = ClientFactory(clients.aws, aws)
+    source = image.source
+    name = naming.ami_name(source, aws.volume_type)
+    outcome = TargetOutcome(TARGET)
+    regions: list[str] = []
+    try:
+        regions = resolve_regions(factory, aws)
+        base = prepare_base(factory, image, name)
+    except Exception as e:
+        kind, retryable = classify(e)
+        error = describe_error(e)
+        log.error("%s: AWS base step failed (%s): %s", name, kind, error)
+        for region in regions or [aws.base_region]:
+            _failed(emit, source, region, kind, f"{name}: {error}", retryable)
+            outcome.failed.append(region)
+        emit(AwsImagePublishedV1.from_body(
+            source.body(regions={}, failed_regions=list(outcome.failed))))
+        raise TargetFailed(f"{name}: {error}", kind=kind, retryable=retryable) from e
+
+    published: dict[str, str] = {}
+    started = time.monotonic()
+    workers = max(1, min(aws.max_parallel_copies, len(regions) or 1))
+    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="ami-copy") as pool:
+        futures = {pool.submit(publish_region, factory, r, image, name, base): r for r in regions}
+        pending = set(futures)
+        while pending:
+            done, pending = concurrent.futures.wait(
+                pending, timeout=max(aws.progress_interval, 0.1),
+                return_when=concurrent.futures.FIRST_COMPLETED)
+            # Messages go out from this thread, one per region, as each one finishes.
+            for fut in done:
+                region = futures[fut]
+                try:
+                    found = fut.result()
+                except Exception as e:
+                    kind, retryable = classify(e)
+                    error = describe_error(e)
+                    log.error("%s: region %s failed (%s): %s", name, region, kind, error)
+                    _failed(emit, source, region, kind, f"{name} in {region}: {error}", retryable)
+                    outcome.failed.append(region)
+                    continue
+                published[region] = found["ImageId"]
+                outcome.published.append(region)
+                snaps = ami.snapshot_ids(found)
+                emit(AwsRegionPublishedV1.from_body(source.body(
+                    region=region, ami=found["ImageId"], snapshot_id=snaps[0] if snaps else None,
+                    public=aws.public, ami_name=name)))
+                log.info("%s: %s is %s in %s", name, "public" if aws.public else "ready",
+                         found["ImageId"], region)
+            if pending:
+                log.info("%s: regions %d/%d done, %.0f s, waiting for %s", name,
+                         len(published) + len(outcome.failed), len(regions),
+                         time.monotonic() - started,
+                         ", ".join(sorted(futures[f] for f in pending)))
+    emit(AwsImagePublishedV1.from_body(source.body(
+        regions=dict(sorted(published.items())), failed_regions=sorted(outcome.failed))))
+    return outcome
+
+
+def _failed(emit: Emit, source, region: str, kind: str, error: str, retryable: bool) -> None:
+    emit(UploadFailedV1.from_body(source.body(
+        target=TARGET, destination=region, error_kind=kind, error=error[:2000],
+        retryable=retryable)))
