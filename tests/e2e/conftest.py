@@ -171,6 +171,13 @@ class Pipeline:
                                 target=target, scratch=True, opts=opts)
         return self.announce(task_id)
 
+    def new_task(self, release: str) -> int:
+        """A finished scratch image task on the hub, as if fedimg-build had started it."""
+        name, version = "Fedora-Cloud-Base", "Rawhide"
+        files = {a: {f"{name}-{version}-{release}.{a}.raw.xz": self.image} for a in self.arches}
+        return self.hub.add_image_task(name, version, release, list(self.arches), files,
+                                       scratch=True, opts={"release": release})
+
     def announce(self, task_id: int, message: Any = None) -> Any:
         """Publish ``buildsys.task.state.change`` CLOSED for ``task_id`` (or ``message`` again)."""
         from koji_fedoramessaging_messages.task import TaskStateChangeV1
@@ -204,6 +211,38 @@ def pipeline(koji_hub_tls: Any, aws: Any, amqp_exchange: str, tmp_path: pathlib.
         yield p
     finally:
         delete_queues(p.queues)
+
+
+CRASH_HOOK = """\
+# Test-only fault injection for tests/e2e: SIGKILL this very process right after its Nth
+# EBS PutSnapshotBlock call, i.e. in the middle of uploading the snapshot. botocore registers
+# BUILTIN_HANDLERS on every Session it creates, so the uploader's own boto3 session gets it.
+import itertools, os, signal
+from botocore import handlers
+
+_calls = itertools.count(1)
+_kill_at = int(os.environ["FEDIMG_E2E_KILL_AT_BLOCK"])
+
+
+def _maybe_die(**_):
+    if next(_calls) == _kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+handlers.BUILTIN_HANDLERS.append(("after-call.ebs.PutSnapshotBlock", _maybe_die))
+"""
+
+
+@pytest.fixture
+def crash_hook(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A directory whose sitecustomize.py SIGKILLs the process at the Nth uploaded block.
+
+    Put it first on PYTHONPATH and set FEDIMG_E2E_KILL_AT_BLOCK; the kill itself is real.
+    """
+    d = tmp_path / "crash-hook"
+    d.mkdir()
+    (d / "sitecustomize.py").write_text(CRASH_HOOK)
+    return d
 
 
 def consumed_line(message: Any) -> str:

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import JOB, PREFIX, REGIONS, Pipeline, consumed_line
+from tests.e2e.private_rabbitmq import PrivateRabbitMQ
+from tests.harness.amqp import REGISTERED_MARKER, REPO_ROOT
 from tests.harness.processes import wait_until
 
 pytestmark = pytest.mark.slow
@@ -150,3 +152,88 @@ def check_report(report: dict[str, Any], name: str, task_id: int,
         assert d["size"] == path.stat().st_size
         assert d["sha256"] == sha256(path)
     assert image["failures"] == []
+
+
+def test_uploader_sigkilled_mid_upload_finishes_from_the_redelivered_message(
+        pipeline: Pipeline, aws: Any, bus: Any, run_consumer: Any,
+        crash_hook: pathlib.Path) -> None:
+    task_id = pipeline.new_task("weekly.20261101")
+    name = "Fedora-Cloud-Base-Rawhide-weekly.20261101.x86_64"
+    config = pipeline.uploader_config()
+    crashing = pipeline.env(PYTHONPATH=f"{crash_hook}:{REPO_ROOT}",
+                            FEDIMG_E2E_KILL_AT_BLOCK="3")
+    with run_consumer("uploader.consumer:Uploader", config, env=crashing) as first:
+        announcement = pipeline.announce(task_id)
+        wait_until(lambda: not first.alive(), FLOW_TIMEOUT, "the uploader to be killed")
+        assert first.proc.returncode == -signal.SIGKILL, first.tail()
+        assert consumed_line(announcement) not in first.output()
+    # killed mid-upload: the snapshot was being written, no AMI exists, nothing announced
+    assert all(not found for found in amis_by_region(aws).values())
+    assert not [m for m in bus.messages() if ".fedimg.image.completed." in m.topic]
+
+    with run_consumer("uploader.consumer:Uploader", config, env=pipeline.env()) as second:
+        wait_consumed(second, announcement)  # RabbitMQ redelivered the unacked message
+        assert "redelivered" in second.output() or consumed_line(announcement) in \
+            second.output()
+    amis = amis_by_region(aws)
+    for region in REGIONS:
+        (ami,) = amis[region]
+        assert name in ami["Name"] and ami["State"] == "available"
+    (completed,) = [m for m in bus.messages() if ".fedimg.image.completed.v1.aws." in m.topic]
+    assert completed.body["regions"] == {r: amis[r][0]["ImageId"] for r in REGIONS}
+    files = sorted(pathlib.Path(f).name for f in download_files(pipeline.downloads))
+    assert files == ["CHECKSUM", f"{name}.qcow2", f"{name}.raw.tar.xz"]
+
+
+def test_rabbitmq_restart_while_the_uploader_waits_loses_nothing(
+        koji_hub_tls: Any, aws: Any, tmp_path: pathlib.Path, weekly_image: pathlib.Path,
+        run_consumer: Any) -> None:
+    import pika
+
+    rabbit = PrivateRabbitMQ(tmp_path / "rabbitmq")
+    try:
+        rabbit.start()
+        p = Pipeline(hub=koji_hub_tls, root=tmp_path, exchange="fedimg-e2e",
+                     amqp_url=f"{rabbit.amqp_url}?connection_attempts=3&retry_delay=1",
+                     datagrepper_url="http://127.0.0.1:9/unused", image=weekly_image)
+        p.write_configs()
+        # A durable queue recording every result: persistent messages must survive the restart.
+        conn = pika.BlockingConnection(pika.URLParameters(rabbit.amqp_url))
+        ch = conn.channel()
+        ch.exchange_declare(p.exchange, exchange_type="topic", durable=True)
+        ch.queue_declare("results", durable=True)
+        ch.queue_bind("results", p.exchange, routing_key=f"{PREFIX}.fedimg.#")
+        conn.close()
+
+        with run_consumer("uploader.consumer:Uploader", p.uploader_config(),
+                          env=p.env()) as uploader:
+            first = p.announce(p.new_task("weekly.20261102"))
+            wait_consumed(uploader, first)
+            rabbit.restart()  # the uploader is idle, waiting for its next message
+            wait_until(lambda: uploader.output().count(REGISTERED_MARKER) >= 2, 120,
+                       "the uploader to re-register its consumer after the restart")
+            assert uploader.alive()
+            second = p.announce(p.new_task("weekly.20261103"))
+            wait_consumed(uploader, second)
+
+        conn = pika.BlockingConnection(pika.URLParameters(rabbit.amqp_url))
+        topics = []
+        while True:
+            method, _props, _body = conn.channel().basic_get("results", auto_ack=True)
+            if method is None:
+                break
+            topics.append(method.routing_key)
+        conn.close()
+    finally:
+        rabbit.close()
+    for release in ("20261102", "20261103"):  # the first job's results outlived the restart
+        done = [t for t in topics if ".completed.v1.aws." in t]
+        assert len(done) == 2, topics
+        downloads = [t for t in topics if ".published.v1.downloads." in t]
+        assert len(downloads) == 4, topics
+        assert release  # both images: two AMIs per region below
+    amis = amis_by_region(aws)
+    for region in REGIONS:
+        names = sorted(a["Name"] for a in amis[region])
+        assert len(names) == 2 and "weekly.20261102" in names[0] and \
+            "weekly.20261103" in names[1], names
