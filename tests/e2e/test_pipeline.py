@@ -17,6 +17,7 @@ import datetime
 import hashlib
 import json
 import pathlib
+import signal
 from typing import Any
 
 import pytest
