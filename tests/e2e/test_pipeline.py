@@ -174,8 +174,6 @@ def test_uploader_sigkilled_mid_upload_finishes_from_the_redelivered_message(
 
     with run_consumer("uploader.consumer:Uploader", config, env=pipeline.env()) as second:
         wait_consumed(second, announcement)  # RabbitMQ redelivered the unacked message
-        assert "redelivered" in second.output() or consumed_line(announcement) in \
-            second.output()
     amis = amis_by_region(aws)
     for region in REGIONS:
         (ami,) = amis[region]
@@ -227,12 +225,10 @@ def test_rabbitmq_restart_while_the_uploader_waits_loses_nothing(
         conn.close()
     finally:
         rabbit.close()
-    for release in ("20261102", "20261103"):  # the first job's results outlived the restart
-        done = [t for t in topics if ".completed.v1.aws." in t]
-        assert len(done) == 2, topics
-        downloads = [t for t in topics if ".published.v1.downloads." in t]
-        assert len(downloads) == 4, topics
-        assert release  # both images: two AMIs per region below
+    # the first job's results were published before the restart and are still there
+    assert len([t for t in topics if ".completed.v1.aws." in t]) == 2, topics
+    assert len([t for t in topics if ".published.v1.downloads." in t]) == 4, topics
+    assert len([t for t in topics if ".published.v1.aws." in t]) == 2 * len(REGIONS), topics
     amis = amis_by_region(aws)
     for region in REGIONS:
         names = sorted(a["Name"] for a in amis[region])
