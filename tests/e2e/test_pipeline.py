@@ -185,8 +185,8 @@ def test_uploader_sigkilled_mid_upload_finishes_from_the_redelivered_message(
 
 
 def test_rabbitmq_restart_while_the_uploader_waits_loses_nothing(
-        koji_hub_tls: Any, aws: Any, tmp_path: pathlib.Path, weekly_image: pathlib.Path,
-        run_consumer: Any) -> None:
+        pipeline_parts: None, koji_hub_tls: Any, aws: Any, tmp_path: pathlib.Path,
+        weekly_image: pathlib.Path, run_consumer: Any) -> None:
     import pika
 
     rabbit = PrivateRabbitMQ(tmp_path / "rabbitmq")
