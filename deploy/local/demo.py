@@ -54,7 +54,10 @@ def run_step(what: str, argv: list[str], env: dict[str, str], timeout: float) ->
     except subprocess.TimeoutExpired:
         raise DemoFailed(f"{what} did not finish within {timeout:.0f}s") from None
     output = (proc.stdout + proc.stderr).strip()
-    for line in output.splitlines()[-12:]:
+    # the command's own lines, not the AMQP connection chatter of the libraries
+    noise = (" INFO pika", " INFO twisted", " INFO fedora_messaging")
+    lines = [ln for ln in output.splitlines() if not any(n in ln for n in noise)]
+    for line in (lines if proc.returncode == 0 else output.splitlines())[-12:]:
         say(f"    | {line}")
     if proc.returncode != 0:
         raise DemoFailed(f"{what} exited with {proc.returncode} ({' '.join(argv[1:4])} ...)")
