@@ -81,26 +81,24 @@ class Builder:
             if task["parent"] is not None or task["method"] != "image":
                 raise ValueError(f"task {task_id} is not an image parent task ({task['method']})")
             filled = False
+            name, version, arches, target, _tree, opts = task["request"]
+            release = opts.get("release")
+            if not release:
+                raise ValueError(f"task {task_id} has no release in its opts")
+            names = {a: f"{name}-{version}-{release}.{a}.raw.xz" for a in arches}
             if task["state"] != TASK_STATES["CLOSED"]:
-                name, version, arches, target, _tree, opts = task["request"]
-                release = opts.get("release")
-                if not release:
-                    raise ValueError(f"task {task_id} has no release in its opts")
                 missing = [a for a in arches if a not in self.images]
                 if missing:
                     raise ValueError(f"no demo image for arch(es) {missing}")
-                files = {a: {f"{name}-{version}-{release}.{a}.raw.xz": self.images[a]}
-                         for a in arches}
+                files = {a: {names[a]: self.images[a]} for a in arches}
                 self.hub.add_image_task(name, version, release, arches, files, task_id=task_id,
                                         target=target, scratch=bool(opts.get("scratch")),
                                         opts=opts)
                 filled = True
             body = self.hub.task_state_change_body(task_id, old="OPEN", new="CLOSED")
         message = announce(body)
-        files = sorted(f for c in self.hub.tasks[task_id]["children"]
-                       for f in (self.hub._results.get(c) or {}).get("files", []))
         return {"task_id": task_id, "filled": filled, "message_id": message.id,
-                "topic": message.topic, "files": files}
+                "topic": message.topic, "files": sorted(names.values())}
 
 
 def announce(body: dict[str, Any]) -> Any:
