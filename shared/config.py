@@ -54,14 +54,26 @@ class UploaderConfig:
     work_dir: str = "/var/tmp/fedimg"
     # Which images are wanted: productmd subvariants and Koji/productmd image types.
     subvariants: list[str] = dataclasses.field(default_factory=lambda: ["Cloud_Base"])
-    image_types: list[str] = dataclasses.field(default_factory=lambda: ["raw-xz"])
+    # Only types intake can turn into a raw disk: xz (raw-xz), plain raw, qcow2 (qemu-img).
+    image_types: list[Literal["raw-xz", "raw", "qcow2"]] = dataclasses.field(
+        default_factory=lambda: ["raw-xz"]
+    )
     fetch_timeout: int = 60
     fetch_retries: int = 3
+    decompress_timeout: int = 1800
+    max_deliveries: int = 5
+    retry_delay: int = 30
 
 
 @dataclasses.dataclass(frozen=True)
 class ComposeConfig:
     base_url: str = "https://kojipkgs.fedoraproject.org/compose"
+    # Where a compose lives below base_url, tried in order (see uploader/intake/compose.py).
+    layouts: list[str] = dataclasses.field(
+        default_factory=lambda: [
+            "{release_lower}/{compose_id}", "branched/{compose_id}", "{compose_id}",
+        ]
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
 
-from shared.cli import add_config_argument, config_or_exit
+from shared.cli import add_config_argument, config_or_exit, setup_logging
+from shared.messages import FedimgMessage
+from uploader.errors import FedimgError
+from uploader.intake.route import Request, find_images
+from uploader.model import ImageSource
+from uploader.pipeline import make_clients, process_images
+from uploader.targets import TargetUnavailable, get_handlers
+
+log = logging.getLogger("fedimg-upload")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,11 +35,88 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def dry_run_record(source: ImageSource, targets: list[str]) -> dict:
+    """The --dry-run --json line of one image."""
+    ident = source.identity
+    return {
+        "name": ident.name, "arch": ident.arch, "release": ident.release,
+        "subvariant": ident.subvariant, "channel": ident.channel, "source_url": source.url,
+        "sha256": source.sha256, "size": source.size, "targets": list(targets),
+    }
+
+
+def _request(args: argparse.Namespace) -> Request:
+    if args.koji_task is not None:
+        return Request("task", args.koji_task)
+    if args.koji_build is not None:
+        return Request("build", args.koji_build)
+    return Request("compose", args.compose)
+
+
+class _Emitter:
+    """Publishes through fedora-messaging (FEDORA_MESSAGING_CONF) or only logs; counts failures."""
+
+    def __init__(self, publish: bool) -> None:
+        self.publish = publish
+        self.failed = 0
+
+    def __call__(self, message: FedimgMessage) -> None:
+        if not self.publish:
+            log.info("not published (--no-messages): %s", message.summary)
+            return
+        from fedora_messaging import api
+        from fedora_messaging.exceptions import BaseException as FmError
+
+        try:
+            api.publish(message, timeout=30)
+        except (FmError, OSError) as exc:
+            self.failed += 1
+            log.error("could not publish %s: %s", message.topic, exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config_or_exit(args)
-    print("fedimg-upload: the upload handlers are not implemented yet", file=sys.stderr)
-    return 1
+    if args.json and not args.dry_run:
+        print("fedimg-upload: --json needs --dry-run", file=sys.stderr)
+        return EXIT_USAGE
+    config = config_or_exit(args)
+    setup_logging()
+    targets = list(config.uploader.targets)
+    request = _request(args)
+    try:
+        handlers = {} if args.dry_run else get_handlers(targets)
+    except TargetUnavailable as exc:
+        print(f"error: config: uploader.targets: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        clients = make_clients(config, [] if args.dry_run else targets)
+        sources = find_images(request, config=config, clients=clients)
+    except FedimgError as exc:
+        print(f"fedimg-upload: {request}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.dry_run:
+        out = sys.stdout if args.json else sys.stderr
+        for source in sources:
+            if args.json:
+                print(json.dumps(dry_run_record(source, targets), sort_keys=True), flush=True)
+            else:
+                print(f"would process {source.filename} from {source.url} for "
+                      f"{', '.join(targets) or 'no target'}", file=out)
+        print(f"fedimg-upload: {request}: {len(sources)} image(s) selected (dry run)",
+              file=sys.stderr)
+        return EXIT_OK if sources else EXIT_FAILED
+    if not sources:
+        print(f"fedimg-upload: {request}: no wanted images", file=sys.stderr)
+        return EXIT_FAILED
+    emit = _Emitter(publish=not args.no_messages)
+    reports = process_images(sources, config=config, clients=clients, emit=emit,
+                             handlers=handlers)
+    for report in reports:
+        print(("ok     " if report.ok else "FAILED ") + report.summary())
+    ok = all(r.ok for r in reports) and emit.failed == 0
+    print(f"fedimg-upload: {request}: {sum(r.ok for r in reports)}/{len(reports)} image(s) "
+          f"done{'' if emit.failed == 0 else f', {emit.failed} message(s) not published'}")
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -1,0 +1,97 @@
+"""Bus message -> the one identifier we trust, on the real sample bodies and broken ones."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from uploader.errors import BadInput, Unwanted
+from uploader.intake.route import Request, request_from_message
+
+PREFIX = "org.fedoraproject.prod."
+TASK = PREFIX + "buildsys.task.state.change"
+BUILD = PREFIX + "buildsys.build.state.change"
+COMPOSE = PREFIX + "pungi.compose.status.change"
+
+
+def _data(samples_dir, name):
+    return json.loads((samples_dir / name).read_text())
+
+
+def test_real_rpm_task_and_build_bodies_are_unwanted(samples_dir):
+    rpm_task = _data(samples_dir, "koji-fedoramessaging-messages__tests-test_task__"
+                                  "buildsys.task.state.change.json")["data"]
+    bodies = _data(samples_dir, "koji-fedoramessaging__tests-test_task__expected_task_state_"
+                                "change_bodies.json")["data"]
+    with pytest.raises(Unwanted, match="method .build. does not build images"):
+        request_from_message(TASK, rpm_task)
+    with pytest.raises(Unwanted, match="method 'build' does not build images"):
+        request_from_message(TASK, bodies["close"])
+    for state in ("open", "fail", "cancel"):
+        with pytest.raises(Unwanted, match="not CLOSED"):
+            request_from_message(TASK, bodies[state])
+    rpm_build = _data(samples_dir, "koji-fedoramessaging-messages__tests-test_build__"
+                                   "buildsys.build.state.change__rpm.json")["data"]
+    # a COMPLETE RPM build passes the message check; the hub later finds no image archives,
+    # but with koji.owners the body's owner already ends it without a hub call
+    assert request_from_message(BUILD, rpm_build) == Request("build", 1478312)
+    with pytest.raises(Unwanted, match="owner 'spot' not in koji.owners"):
+        request_from_message(BUILD, rpm_build, owners=["releng"])
+    with pytest.raises(Unwanted, match="owner 'koschei'"):
+        request_from_message(TASK, dict(rpm_task, method="image"), owners=["releng"])
+
+
+def test_image_task_build_and_compose_bodies_give_their_ids(samples_dir):
+    bodies = _data(samples_dir, "koji-fedoramessaging__tests-test_task__expected_task_state_"
+                                "change_bodies.json")["data"]
+    image_close = dict(bodies["close"], method="image", id=140000001)
+    assert request_from_message(TASK, image_close) == Request("task", 140000001)
+    assert request_from_message("buildsys.task.state.change", image_close).ident == 140000001
+
+    live = _data(samples_dir, "koji-fedoramessaging-messages__tests-test_build__"
+                              "buildsys.build.state.change__livemedia.json")["data"]
+    with pytest.raises(Unwanted, match="not COMPLETE"):  # the sample moves 1 -> 2 (DELETED)
+        request_from_message(BUILD, live)
+    assert request_from_message(BUILD, dict(live, new=1)) == Request("build", 2339329)
+
+    for name, ident in [
+        ("pungi.compose.status.change-FINISHED-F28-production-from-fedimg-tests.json",
+         "Fedora-28-20180425.0"),
+        ("pungi.compose.status.change-FINISHED_INCOMPLETE-Rawhide-from-fedimg-tests.json",
+         "Fedora-Rawhide-20180426.n.0"),
+    ]:
+        row = _data(samples_dir, name)
+        assert request_from_message(row["topic"], row["body"]["msg"]) == Request("compose",
+                                                                                 ident)
+    for name in ("pungi.compose.status.change-STARTED-F28-nightly-from-fedimg-tests.json",
+                 "pungi.compose.status.change-TERMINATED-from-fedmsg_meta-compose2.json"):
+        row = _data(samples_dir, name)
+        body = row["body"]["msg"] if "body" in row else row["msg"]
+        with pytest.raises(Unwanted, match="not FINISHED"):
+            request_from_message(row["topic"], body)
+
+
+@pytest.mark.parametrize(("topic", "body", "match"), [
+    (TASK, {"new": "CLOSED", "method": "image"}, "'id' must be a positive integer"),
+    (TASK, {"id": "123", "new": "CLOSED", "method": "image"}, "'id' must be a positive"),
+    (TASK, {"id": True, "new": "CLOSED", "method": "image"}, "'id' must be a positive"),
+    (TASK, {"id": -4, "new": "CLOSED", "method": "image"}, "'id' must be a positive"),
+    (TASK, {"id": 5, "new": "CLOSED"}, "no 'method'"),
+    (BUILD, {"new": 1}, "'build_id' must be a positive integer"),
+    (COMPOSE, {"status": "FINISHED"}, "needs 'compose_id' and 'status'"),
+    (COMPOSE, {"compose_id": "../../x", "status": "FINISHED"}, "invalid compose id"),
+    (TASK, ["not", "an", "object"], "not a JSON object"),
+    (TASK, "text", "not a JSON object"),
+])
+def test_malformed_bodies_are_bad_input(topic, body, match):
+    with pytest.raises(BadInput, match=match):
+        request_from_message(topic, body)
+
+
+def test_other_topics_are_unwanted_including_look_alikes():
+    for topic in ("org.fedoraproject.prod.fedimg.image.accepted.v1.nightly.x.y.z",
+                  "org.fedoraproject.prod.xbuildsys.task.state.change",
+                  "buildsys.task.state.change.extra"):
+        with pytest.raises(Unwanted, match="not one the uploader handles"):
+            request_from_message(topic, {"id": 1, "new": "CLOSED", "method": "image"})

@@ -1,0 +1,286 @@
+"""Verified fetch: stream an image from a configured location, check it, make a sparse raw disk.
+
+Rules (design.md, "Rules that make it secure and reliable"):
+- Only URLs below koji.topurl or compose.base_url are fetched (`allowed_roots`); the sources
+  build them, this module checks them again, so a bug upstream cannot widen what we fetch.
+- Redirects are followed by hand and only within the same scheme://host:port; anything else is
+  refused (VerificationFailed, never retried).
+- Each request has (connect, read) timeouts; a read timeout is "fetch_timeout seconds without a
+  byte". Connection errors, timeouts, truncated bodies and HTTP 5xx/429 are retried
+  `fetch_retries` times with a short capped backoff, then reported as TransientError (Nack).
+- Size and sha256 are checked while streaming (1 MiB chunks, so memory does not grow with the
+  image); a mismatch is VerificationFailed and the bytes are discarded.
+- Only verified bytes are decompressed: `.raw.xz` with multithreaded `xz -d -T0` whose stdout is
+  a regular file, so xz itself seeks over zero runs and the raw file is SPARSE; `.raw` gets its
+  holes punched with `fallocate --dig-holes`; `.qcow2` goes through `qemu-img convert -O raw`
+  after refusing backing/data files (they would read local paths named by the image).
+- Everything lives in a private directory under uploader.work_dir, removed on every exit path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import requests
+
+from shared.config import Config
+from uploader.errors import BadInput, TransientError, VerificationFailed
+from uploader.intake.select import safe_filename
+from uploader.model import Clients, ImageSource, VerifiedImage
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+MAX_REDIRECTS = 5
+MAX_BACKOFF = 10.0
+BACKOFF = 0.5
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class _Retry(Exception):
+    """A failure worth another attempt (network, timeout, truncation, 5xx)."""
+
+
+def allowed_roots(config: Config) -> tuple[str, ...]:
+    """URL prefixes files may come from: koji.topurl and compose.base_url, with a final '/'."""
+    return tuple(
+        root.rstrip("/") + "/" for root in (config.koji.topurl, config.compose.base_url)
+    )
+
+
+def check_allowed(url: str, roots: tuple[str, ...]) -> None:
+    """Refuse a URL that is not below a configured root (or sneaks '..' past the prefix)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.query or parts.fragment or ".." in parts.path.split("/"):
+        raise VerificationFailed(f"refusing to fetch {url}: not a plain path")
+    if not any(url.startswith(root) for root in roots):
+        raise VerificationFailed(
+            f"refusing to fetch {url}: not below a configured location ({', '.join(roots)})"
+        )
+
+
+def _same_origin(a: str, b: str) -> bool:
+    pa, pb = urllib.parse.urlsplit(a), urllib.parse.urlsplit(b)
+    return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
+
+
+def _open(http: requests.Session, url: str, timeout: tuple[float, float]) -> requests.Response:
+    """GET url (streaming), following redirects only within the same origin."""
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            resp = http.get(current, stream=True, allow_redirects=False, timeout=timeout)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise _Retry(f"{current}: {exc.__class__.__name__}: {exc}") from exc
+        if not resp.is_redirect:
+            return resp
+        location = urllib.parse.urljoin(current, resp.headers.get("Location", ""))
+        resp.close()
+        if not _same_origin(url, location):
+            raise VerificationFailed(
+                f"refusing redirect from {current} to another host: {location}"
+            )
+        current = location
+    raise VerificationFailed(f"{url}: more than {MAX_REDIRECTS} redirects")
+
+
+def _check_status(resp: requests.Response, url: str) -> None:
+    if resp.status_code == 200:
+        return
+    resp.close()
+    if resp.status_code in _RETRY_STATUS:
+        raise _Retry(f"{url}: HTTP {resp.status_code}")
+    raise BadInput(f"{url}: HTTP {resp.status_code}")
+
+
+def _with_retries(what: str, retries: int, attempt_fn):  # noqa: ANN001, ANN202 - internal
+    for attempt in range(retries + 1):
+        try:
+            return attempt_fn()
+        except _Retry as exc:
+            if attempt >= retries:
+                raise TransientError(f"{what}: {exc} (gave up after {attempt + 1} attempts)") \
+                    from exc
+            delay = min(BACKOFF * 2**attempt, MAX_BACKOFF)
+            log.warning("%s: %s; retrying in %.1f s (%d/%d)", what, exc, delay, attempt + 1,
+                        retries)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _timeouts(config: Config) -> tuple[float, float]:
+    read = float(config.uploader.fetch_timeout)
+    return (min(10.0, read), read)
+
+
+def get_small(
+    http: requests.Session, url: str, *, config: Config, max_bytes: int = 64 << 20
+) -> bytes | None:
+    """Fetch a small document (images.json) by the same rules; None if it is not there (404)."""
+    roots = allowed_roots(config)
+    check_allowed(url, roots)
+
+    def attempt() -> bytes | None:
+        resp = _open(http, url, _timeouts(config))
+        if resp.status_code == 404:
+            resp.close()
+            return None
+        _check_status(resp, url)
+        data = bytearray()
+        try:
+            for chunk in resp.iter_content(CHUNK):
+                data += chunk
+                if len(data) > max_bytes:
+                    raise BadInput(f"{url}: larger than {max_bytes} bytes")
+        except (requests.ConnectionError, requests.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:
+            raise _Retry(f"{url}: {exc.__class__.__name__}: {exc}") from exc
+        finally:
+            resp.close()
+        return bytes(data)
+
+    return _with_retries(f"fetching {url}", config.uploader.fetch_retries, attempt)
+
+
+@dataclasses.dataclass(frozen=True)
+class Download:
+    path: Path
+    size: int
+    sha256: str
+
+
+def download(
+    http: requests.Session,
+    url: str,
+    dest: Path,
+    *,
+    config: Config,
+    size: int | None = None,
+    sha256: str | None = None,
+) -> Download:
+    """Stream url into dest, checking size and sha256 on the way; retried when transient."""
+    roots = allowed_roots(config)
+    check_allowed(url, roots)
+    expected_sha = sha256.lower() if sha256 else None
+
+    def attempt() -> Download:
+        resp = _open(http, url, _timeouts(config))
+        _check_status(resp, url)
+        announced = resp.headers.get("Content-Length")
+        if size is not None and announced is not None and announced.isdigit() \
+                and int(announced) != size:
+            resp.close()
+            raise VerificationFailed(
+                f"{url}: server announces {announced} bytes, the source records {size}"
+            )
+        digest = hashlib.sha256()
+        got = 0
+        try:
+            with open(dest, "wb") as out:
+                for chunk in resp.iter_content(CHUNK):
+                    got += len(chunk)
+                    if size is not None and got > size:
+                        raise VerificationFailed(f"{url}: more than the recorded {size} bytes")
+                    digest.update(chunk)
+                    out.write(chunk)
+        except (requests.ConnectionError, requests.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:
+            raise _Retry(f"{url}: {exc.__class__.__name__} after {got} bytes") from exc
+        finally:
+            resp.close()
+        if size is not None and got != size:
+            raise _Retry(f"{url}: got {got} bytes, the source records {size}")
+        actual = digest.hexdigest()
+        if expected_sha is not None and actual != expected_sha:
+            raise VerificationFailed(
+                f"{url}: sha256 mismatch: got {actual}, the source records {expected_sha}"
+            )
+        return Download(dest, got, actual)
+
+    return _with_retries(f"fetching {url}", config.uploader.fetch_retries, attempt)
+
+
+def to_sparse_raw(src: Path, raw: Path, image_type: str, *, clients: Clients,
+                  timeout: int) -> None:
+    """Turn a verified download into a sparse raw disk image at `raw`."""
+    run = clients.run
+    try:
+        if image_type == "raw-xz":
+            with open(raw, "wb") as out:
+                # stdout is a regular file, so xz writes holes for zero runs itself (--sparse is
+                # its default when decompressing to a file); -T0 decodes blocks in parallel.
+                proc = run(["xz", "--decompress", "--stdout", "--threads=0", "--", str(src)],
+                           stdout=out, stderr=subprocess.PIPE, timeout=timeout)
+            _check_tool(proc, "xz", src)
+        elif image_type == "raw":
+            os.replace(src, raw)
+            proc = run(["fallocate", "--dig-holes", str(raw)], stderr=subprocess.PIPE,
+                       timeout=timeout)
+            _check_tool(proc, "fallocate", src)
+        elif image_type == "qcow2":
+            _refuse_external_files(src, clients=clients, timeout=timeout)
+            proc = run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(src), str(raw)],
+                       stderr=subprocess.PIPE, timeout=timeout)
+            _check_tool(proc, "qemu-img", src)
+        else:
+            raise BadInput(f"{src.name}: cannot make a raw disk from image type {image_type}")
+    except subprocess.TimeoutExpired as exc:
+        raise TransientError(f"{src.name}: {exc.cmd[0]} took longer than {timeout} s") from exc
+
+
+def _check_tool(proc: subprocess.CompletedProcess, tool: str, src: Path) -> None:
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip() if proc.stderr else ""
+        raise VerificationFailed(f"{src.name}: {tool} failed ({proc.returncode}): {err}")
+
+
+def _refuse_external_files(src: Path, *, clients: Clients, timeout: int) -> None:
+    proc = clients.run(["qemu-img", "info", "--output=json", "-f", "qcow2", str(src)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    _check_tool(proc, "qemu-img info", src)
+    info = json.loads(proc.stdout)
+    data_file = ((info.get("format-specific") or {}).get("data") or {}).get("data-file")
+    if info.get("backing-filename") or data_file:
+        raise VerificationFailed(f"{src.name}: qcow2 with a backing or data file is refused")
+
+
+@contextlib.contextmanager
+def fetched(source: ImageSource, *, config: Config, clients: Clients) -> Iterator[VerifiedImage]:
+    """Fetch, verify and decompress one image; yield it; remove every file on exit.
+
+    The yielded VerifiedImage carries a copy of `source` whose size/sha256 are the measured
+    values of the fetched (compressed) file, so messages can report them even when the source
+    recorded none.
+    """
+    filename = safe_filename(source.filename)
+    if filename is None:
+        raise BadInput(f"refusing unsafe file name {source.filename!r}")
+    base = Path(config.uploader.work_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="fedimg-", dir=base))
+    try:
+        (work / "src").mkdir()  # the download never shares a name with the raw file
+        got = download(clients.http, source.url, work / "src" / filename, config=config,
+                       size=source.size, sha256=source.sha256)
+        log.info("fetched %s (%d bytes, sha256 %s%s)", source.url, got.size, got.sha256,
+                 "" if source.sha256 else ", none recorded by the source")
+        raw = work / f"{source.identity.name}.raw"
+        to_sparse_raw(got.path, raw, source.image_type, clients=clients,
+                      timeout=config.uploader.decompress_timeout)
+        shutil.rmtree(work / "src")  # the compressed copy is no longer needed; free the disk
+        verified = dataclasses.replace(source, size=got.size, sha256=got.sha256)
+        yield VerifiedImage(source=verified, raw_path=raw)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

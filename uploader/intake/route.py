@@ -1,0 +1,108 @@
+"""From a bus message (topic + body) to the one identifier we trust, and from it to images.
+
+Topics arrive with a deployment prefix ("org.fedoraproject.prod.buildsys.task.state.change"),
+so they are matched on their suffix at a dot boundary. Of the body only the identifier and the
+state transition are read; the state is checked again on the hub (or images.json) before
+anything is fetched, so a forged "CLOSED" gains nothing. URLs in bodies are never read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import koji
+
+from shared.config import Config
+from uploader.errors import BadInput, Unwanted
+from uploader.intake.compose import compose_images, valid_compose_id
+from uploader.intake.koji_sources import build_images, task_images
+from uploader.intake.select import IMAGE_METHODS
+from uploader.model import Clients, ImageSource
+
+TASK_TOPIC = "buildsys.task.state.change"
+BUILD_TOPIC = "buildsys.build.state.change"
+COMPOSE_TOPIC = "pungi.compose.status.change"
+COMPOSE_DONE = frozenset({"FINISHED", "FINISHED_INCOMPLETE"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What to look up: a Koji task id, a Koji build id or NVR, or a compose id."""
+
+    kind: Literal["task", "build", "compose"]
+    ident: int | str
+
+    def __str__(self) -> str:
+        return {"task": "Koji task", "build": "Koji build", "compose": "compose"}[self.kind] \
+            + f" {self.ident}"
+
+
+def _topic_is(topic: str, base: str) -> bool:
+    return topic == base or topic.endswith("." + base)
+
+
+def _positive_int(body: dict, key: str, topic: str) -> int:
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise BadInput(f"{topic}: body field {key!r} must be a positive integer, got {value!r}")
+    return value
+
+
+def _prefilter_owner(body: dict, owners: list[str] | None, what: str) -> None:
+    """Skip the hub round trip for builds by other owners (thousands of RPM builds a day).
+
+    The body's owner is not trusted to ACCEPT anything (the hub is asked again); it is only
+    used to ignore early, which a forged value cannot turn into a fetch.
+    """
+    owner = body.get("owner")
+    if owners is not None and isinstance(owner, str) and owner not in owners:
+        raise Unwanted(f"{what}: owner {owner!r} not in koji.owners {owners}")
+
+
+def request_from_message(topic: str, body: Any, owners: list[str] | None = None) -> Request:
+    """The trusted identifier of a message, or Unwanted (not for us) / BadInput (malformed).
+
+    `owners` (koji.owners) lets Koji messages by other owners be ignored without a hub call.
+    """
+    if not isinstance(body, dict):
+        raise BadInput(f"{topic}: body is not a JSON object")
+    if _topic_is(topic, TASK_TOPIC):
+        task_id = _positive_int(body, "id", topic)
+        if body.get("new") != "CLOSED":
+            raise Unwanted(f"Koji task {task_id}: state change to {body.get('new')!r}, "
+                           "not CLOSED")
+        if "method" not in body:
+            raise BadInput(f"{topic}: body has no 'method'")
+        if body["method"] not in IMAGE_METHODS:
+            raise Unwanted(f"Koji task {task_id}: method {body['method']!r} does not build "
+                           "images")
+        _prefilter_owner(body, owners, f"Koji task {task_id}")
+        return Request("task", task_id)
+    if _topic_is(topic, BUILD_TOPIC):
+        build_id = _positive_int(body, "build_id", topic)
+        if body.get("new") != koji.BUILD_STATES["COMPLETE"]:
+            raise Unwanted(f"Koji build {build_id}: state change to {body.get('new')!r}, "
+                           "not COMPLETE")
+        _prefilter_owner(body, owners, f"Koji build {build_id}")
+        return Request("build", build_id)
+    if _topic_is(topic, COMPOSE_TOPIC):
+        if "compose_id" not in body or "status" not in body:
+            raise BadInput(f"{topic}: body needs 'compose_id' and 'status'")
+        compose_id = valid_compose_id(body["compose_id"])
+        if body["status"] not in COMPOSE_DONE:
+            raise Unwanted(f"compose {compose_id}: status {body['status']!r}, not FINISHED")
+        return Request("compose", compose_id)
+    raise Unwanted(f"topic {topic} is not one the uploader handles")
+
+
+def find_images(request: Request, *, config: Config, clients: Clients) -> list[ImageSource]:
+    """Ask the trusted source about the identifier; the wanted images, possibly none."""
+    if request.kind == "task":
+        return task_images(int(request.ident), config=config, session=clients.koji)
+    if request.kind == "build":
+        ident = request.ident
+        if isinstance(ident, str) and ident.isdigit():
+            ident = int(ident)
+        return build_images(ident, config=config, session=clients.koji)
+    return compose_images(str(request.ident), config=config, clients=clients)

@@ -1,0 +1,70 @@
+"""Which images are wanted, and the rules every file name from a source must pass.
+
+Shared by the three sources, so "wanted" means the same for a Koji task, a Koji build and a
+compose: an image type from [uploader] image_types, a subvariant from [uploader] subvariants,
+and a name whose release, subvariant, arch and channel are known (messages need all four).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from shared.config import Config
+from shared.images import Hint, ImageIdentity, identify
+
+log = logging.getLogger(__name__)
+
+# Koji archive type / productmd image type -> file name suffixes Koji and pungi give them.
+TYPE_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "raw-xz": (".raw.xz",),
+    "raw": (".raw",),
+    "qcow2": (".qcow2",),
+}
+
+# Parent task methods that produce images, and nothing else (Koji facts in design.md).
+IMAGE_METHODS = frozenset({"image", "livemedia", "appliance", "kiwiBuild", "imageBuilderBuild"})
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]{0,254}")
+
+
+def safe_filename(name: object) -> str | None:
+    """The name if it is a plain file name (no '/', no '..', no control chars), else None.
+
+    Names come from Koji results, archives and images.json: text an attacker who can build in
+    Koji influences. A name that fails this never becomes part of a URL or a local path.
+    """
+    if not isinstance(name, str) or ".." in name or not _SAFE_NAME.fullmatch(name):
+        return None
+    return name
+
+
+def image_type_of(filename: str) -> str | None:
+    """Image type of a file name by suffix ("x.raw.xz" -> "raw-xz"); None if not an image."""
+    best: tuple[int, str] | None = None
+    for itype, suffixes in TYPE_SUFFIXES.items():
+        for suffix in suffixes:
+            if filename.endswith(suffix) and (best is None or len(suffix) > best[0]):
+                best = (len(suffix), itype)
+    return best[1] if best else None
+
+
+def wanted_identity(
+    filename: str, image_type: str | None, hint: Hint, config: Config, where: str
+) -> ImageIdentity | None:
+    """Identity of a wanted image, or None after one log line saying why it is not wanted."""
+    if image_type not in config.uploader.image_types:
+        log.info("%s: ignoring %s: image type %s not in uploader.image_types %s",
+                 where, filename, image_type or "unknown", config.uploader.image_types)
+        return None
+    identity = identify(filename, hint=hint)
+    if identity.subvariant not in config.uploader.subvariants:
+        log.info("%s: ignoring %s: subvariant %s not in uploader.subvariants %s",
+                 where, filename, identity.subvariant, config.uploader.subvariants)
+        return None
+    if not identity.known:
+        missing = [k for k in ("release", "subvariant", "arch", "channel")
+                   if getattr(identity, k) is None]
+        log.info("%s: ignoring %s: cannot tell its %s", where, filename, ", ".join(missing))
+        return None
+    return identity

@@ -1,0 +1,153 @@
+"""The uploader's one path, shared by the consumer and fedimg-upload.
+
+    for each ImageSource:  fetch + verify  ->  ImageAcceptedV1  ->  each target handler
+    failures of intake (or a handler that crashed) -> UploadFailedV1 with target "intake" / name
+
+Each image is independent: one bad file does not stop the others. The caller decides what the
+reports mean for the broker (consumer) or the exit code (CLI).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import requests
+
+from shared.config import Config
+from shared.koji import anonymous_session
+from shared.messages import ImageAcceptedV1, UploadFailedV1
+from uploader.errors import FedimgError, TargetFailed
+from uploader.intake.fetch import fetched
+from uploader.model import Clients, Emit, ImageSource, TargetHandler, TargetOutcome
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "fedimg-uploader"
+
+
+def make_clients(config: Config, targets: list[str] | tuple[str, ...]) -> Clients:
+    """Clients for a process: anonymous Koji session, an HTTP session, boto3 if AWS is used."""
+    http = requests.Session()
+    http.headers["User-Agent"] = USER_AGENT
+    aws = None
+    if "aws" in targets:
+        import boto3  # only processes that publish to AWS need it
+
+        aws = boto3.Session()
+    return Clients(koji=anonymous_session(config.koji), http=http, aws=aws)
+
+
+@dataclasses.dataclass
+class ImageReport:
+    """What happened to one image."""
+
+    source: ImageSource
+    accepted: bool = False
+    outcomes: list[TargetOutcome] = dataclasses.field(default_factory=list)
+    errors: list[FedimgError] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.accepted and not self.errors and all(o.ok for o in self.outcomes)
+
+    @property
+    def retryable(self) -> bool:
+        """A later attempt may do better (only transient errors, e.g. a 503 while fetching)."""
+        return any(e.retryable for e in self.errors)
+
+    def summary(self) -> str:
+        name = self.source.identity.name
+        if not self.accepted:
+            return f"{name}: not accepted: {'; '.join(str(e) for e in self.errors)}"
+        parts = []
+        for o in self.outcomes:
+            parts.append(f"{o.target}: {len(o.published)} published, {len(o.failed)} failed"
+                         + (f" ({', '.join(o.failed)})" if o.failed else ""))
+        parts += [f"error: {e}" for e in self.errors]
+        return f"{name}: accepted; " + ("; ".join(parts) or "no targets")
+
+
+def _announce(source: ImageSource, target: str, destination: str, error: FedimgError,
+              emit: Emit) -> None:
+    emit(UploadFailedV1.from_body(source.body(
+        target=target, destination=destination, error_kind=error.kind, error=str(error),
+        retryable=error.retryable,
+    )))
+
+
+def process_image(
+    source: ImageSource,
+    *,
+    config: Config,
+    clients: Clients,
+    emit: Emit,
+    handlers: dict[str, TargetHandler],
+    announce_retryable: bool = True,
+) -> ImageReport:
+    """Fetch/verify one image, announce it, run every target; never raises FedimgError.
+
+    `announce_retryable=False` keeps quiet about transient failures that a redelivery will
+    retry (the consumer announces them on the last delivery only).
+    """
+    report = ImageReport(source)
+    try:
+        with fetched(source, config=config, clients=clients) as image:
+            verified = image.source
+            emit(ImageAcceptedV1.from_body(verified.body(
+                targets=list(handlers), source_url=verified.url, size=verified.size,
+                sha256=verified.sha256,
+            )))
+            report.accepted = True
+            log.info("accepted %s from %s for %s", verified.identity.name,
+                     verified.source_label, ", ".join(handlers) or "no target")
+            for name, handler in handlers.items():
+                _run_target(name, handler, image, report, config=config, clients=clients,
+                            emit=emit, announce_retryable=announce_retryable)
+    except FedimgError as exc:
+        log.error("%s from %s: %s", source.filename, source.source_label, exc)
+        report.errors.append(exc)
+        if not report.accepted and (announce_retryable or not exc.retryable):
+            _announce(source, "intake", source.filename, exc, emit)
+    return report
+
+
+def _run_target(name: str, handler: TargetHandler, image, report: ImageReport, *,  # noqa: ANN001
+                config: Config, clients: Clients, emit: Emit, announce_retryable: bool) -> None:
+    try:
+        outcome = handler(image, config=config, clients=clients, emit=emit)
+    except TargetFailed as exc:  # the handler already published its failure messages
+        log.error("target %s failed for %s: %s", name, image.identity.name, exc)
+        report.errors.append(exc)
+        return
+    except FedimgError as exc:
+        log.error("target %s failed for %s: %s", name, image.identity.name, exc)
+        report.errors.append(exc)
+        if announce_retryable or not exc.retryable:
+            _announce(image.source, name, name, exc, emit)
+        return
+    except Exception as exc:  # a bug in a handler must not take the service down
+        log.exception("target %s crashed for %s", name, image.identity.name)
+        err = FedimgError(f"target {name} crashed: {exc.__class__.__name__}: {exc}")
+        report.errors.append(err)
+        _announce(image.source, name, name, err, emit)
+        return
+    report.outcomes.append(outcome)
+    log.info("target %s for %s: %d published, %d failed", name, image.identity.name,
+             len(outcome.published), len(outcome.failed))
+
+
+def process_images(
+    sources: list[ImageSource],
+    *,
+    config: Config,
+    clients: Clients,
+    emit: Emit,
+    handlers: dict[str, TargetHandler],
+    announce_retryable: bool = True,
+) -> list[ImageReport]:
+    return [
+        process_image(s, config=config, clients=clients, emit=emit, handlers=handlers,
+                      announce_retryable=announce_retryable)
+        for s in sources
+    ]
