@@ -31,8 +31,9 @@ def make_clients(config: Config, targets: list[str] | tuple[str, ...]) -> Client
     http = requests.Session()
     http.headers["User-Agent"] = USER_AGENT
     aws = None
-    if "aws" in targets:
-        import boto3  # only processes that publish to AWS need it
+    s3_downloads = "downloads" in targets and config.downloads.destination.startswith("s3://")
+    if "aws" in targets or s3_downloads:
+        import boto3  # only processes that publish to AWS (EC2 or an S3 download mirror) need it
 
         aws = boto3.Session()
     return Clients(koji=anonymous_session(config.koji), http=http, aws=aws)
