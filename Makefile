@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test test-fast demo system services venv lint bench
+.PHONY: test test-fast demo demo-stop system services venv lint bench
 
 ## make test: system packages, running services, the venv, ruff, then the whole suite (slow tests too)
 test: system services venv lint
@@ -31,9 +31,14 @@ system:
 services: system
 	bash deploy/local/ensure-services.sh
 
-demo:
-	@echo "make demo: not yet available - the end-to-end demo on the local stack arrives with issue 8" >&2
-	@exit 1
+## make demo: system packages, running services, the venv, then the whole pipeline on a local stack
+## (deploy/local/demo.py; README, section Deployment). Safe to run again: it reuses the stack.
+demo: system services venv
+	$(BIN)/python deploy/local/demo.py
+
+## make demo-stop: stop every process of the demo stack by its PID (state stays in $$FEDIMG_DEMO_DIR)
+demo-stop:
+	$(BIN)/python deploy/local/stack.py down
 
 bench: venv
 	@echo "benchmarks: see README, section Benchmarks" >&2

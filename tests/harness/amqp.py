@@ -162,15 +162,21 @@ def fedora_messaging_toml(
     callback: str | None = None,
     app: str = "fedimg-tests",
     extra_loggers: Sequence[str] = (),
+    amqp_url: str | None = None,
+    queue_arguments: Mapping[str, Any] | None = None,
+    prefetch_count: int = 10,
 ) -> str:
     """Text of a fedora-messaging 3.9 config file for the test broker.
+
+    ``amqp_url`` defaults to the shared broker; ``queue_arguments`` are the queue's declare
+    arguments (e.g. ``{"x-queue-type": "quorum", "x-delivery-limit": 5}``).
 
     ``queue`` None means a server-named exclusive queue (gone when the consumer stops); a name
     means a durable queue that keeps messages while the consumer is down. Nested tables replace
     fedora-messaging's defaults wholesale, so every table is written out in full here.
     """
     lines = [
-        f"amqp_url = {_toml_value(AMQP_URL_FM)}",
+        f"amqp_url = {_toml_value(amqp_url or AMQP_URL_FM)}",
         f"publish_exchange = {_toml_value(exchange)}",
         f"topic_prefix = {_toml_value(topic_prefix)}",
         "passive_declares = false",
@@ -194,7 +200,7 @@ def fedora_messaging_toml(
         f"durable = {_toml_value(durable)}",
         f"auto_delete = {_toml_value(not durable)}",
         f"exclusive = {_toml_value(not durable)}",
-        "arguments = {}",
+        f"arguments = {_toml_value(dict(queue_arguments or {}))}",
         "",
         "[[bindings]]",
         f"queue = {_toml_value(qname)}",
@@ -203,7 +209,7 @@ def fedora_messaging_toml(
         "",
         "[qos]",
         "prefetch_size = 0",
-        "prefetch_count = 10",
+        f"prefetch_count = {int(prefetch_count)}",
         "",
         "[consumer_config]",
     ]

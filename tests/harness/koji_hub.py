@@ -797,7 +797,10 @@ class KojiHub:
             "id": task_id, "method": t["method"], "owner": self._owner_name(t["owner"]),
             "old": old, "new": new or TASK_STATES[t["state"]], "attribute": "state",
             "info": self._bus_task(task_id), "base_url": self.base_url,
-            "files_base_url": self.topurl + "/work", "instance": "primary", "srpm": None,
+            "files_base_url": self.topurl + "/work", "instance": "primary",
+            # The plugin's "useful identifier from the request": last path part of request[0]
+            # (the image name for image tasks); the schema requires a string.
+            "srpm": str(t["request"][0] if t["request"] else "/").split("/")[-1],
         }
 
     def build_state_change_body(self, build_id: int, old: int = BUILD_STATES["BUILDING"],

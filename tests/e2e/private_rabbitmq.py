@@ -1,0 +1,109 @@
+"""A private RabbitMQ node for the one test that restarts the broker.
+
+Why private: RabbitMQ on 127.0.0.1:5672 is shared with other test runs and CI; restarting it would
+break them. This node has its own node name, AMQP port, distribution port, epmd (on its own port
+through ERL_EPMD_PORT), Erlang cookie and mnesia directory, all under a temporary directory, and
+runs in the foreground under ``ManagedProcess``, so it is stopped by its PID. Its mnesia directory
+survives ``restart()``: durable queues and persistent messages come back, as on a real restart.
+
+Recipe: /work/shared/local-stack.md ("RabbitMQ 3.10 (Debian)"), with /usr/lib/rabbitmq/bin/*
+(the /usr/sbin wrappers switch to the rabbitmq user and its cookie).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+import uuid
+
+from tests.harness.processes import ManagedProcess, free_port, wait_until
+
+RABBIT_BIN = pathlib.Path("/usr/lib/rabbitmq/bin")
+START_TIMEOUT = 90.0  # seconds; a cold node takes ~4-6 s on an idle 2-core machine
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class PrivateRabbitMQ:
+    """``start()``, ``stop()``, ``restart()``; ``amqp_url`` for pika / fedora-messaging."""
+
+    def __init__(self, directory: pathlib.Path) -> None:
+        self.dir = directory
+        self.name = f"fedimg-e2e-{uuid.uuid4().hex[:8]}"
+        self.amqp_port = free_port()
+        self.dist_port = free_port()
+        self.epmd_port = free_port()
+        for sub in ("mnesia", "log", "home"):
+            (directory / sub).mkdir(parents=True, exist_ok=True)
+        (directory / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
+            "loopback_users.guest = true\nlog.file.level = info\n")
+        (directory / "enabled_plugins").write_text("[].\n")
+        (directory / "rabbitmq-env.conf").write_text("")
+        self.env = {
+            **os.environ,
+            "HOME": str(directory / "home"),  # the Erlang cookie lives here
+            "RABBITMQ_CONF_ENV_FILE": str(directory / "rabbitmq-env.conf"),
+            "RABBITMQ_CONFIG_FILE": str(directory / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(directory / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(directory / "log"),
+            "RABBITMQ_PID_FILE": str(directory / "rabbit.pid"),
+            "RABBITMQ_NODENAME": f"{self.name}@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.amqp_port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "PATH": f"{RABBIT_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        }
+        self.epmd: ManagedProcess | None = None
+        self.server: ManagedProcess | None = None
+        self.starts = 0
+
+    @property
+    def amqp_url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F"
+
+    def start(self) -> None:
+        if self.epmd is None or not self.epmd.alive():
+            self.epmd = ManagedProcess(
+                "epmd", ["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
+                self.dir / "epmd.log", env=self.env)
+            wait_until(lambda: _port_open(self.epmd_port), 15, f"epmd on {self.epmd_port}")
+        self.starts += 1
+        self.server = ManagedProcess(
+            "rabbitmq-server", [str(RABBIT_BIN / "rabbitmq-server")],
+            self.dir / f"server-{self.starts}.log", env=self.env, cwd=self.dir)
+        server = self.server
+
+        def ready() -> bool:
+            if not server.alive():
+                raise RuntimeError(f"rabbitmq-server exited:\n{server.tail()}")
+            return "Starting broker... completed" in server.output() and _port_open(self.amqp_port)
+
+        try:
+            wait_until(ready, START_TIMEOUT, f"private RabbitMQ on {self.amqp_port}", 0.1)
+        except Exception as exc:
+            raise RuntimeError(f"{exc}\n--- rabbitmq-server ---\n{server.tail()}") from None
+
+    def stop(self) -> None:
+        """Stop the node gracefully (TERM; KILL after 60 s), leaving its data in place."""
+        if self.server is not None:
+            self.server.stop(timeout=60)
+            wait_until(lambda: not _port_open(self.amqp_port), 30, "AMQP port to close")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        if self.epmd is not None:
+            self.epmd.stop()
