@@ -27,6 +27,7 @@ import logging
 import time
 from typing import Any
 
+import crochet
 from fedora_messaging import api
 from fedora_messaging import config as fm_config
 from fedora_messaging.exceptions import Drop, Nack
@@ -83,6 +84,11 @@ class Uploader:
             log.error("uploader cannot start: %s", exc)
             raise
         self.clients = make_clients(self.config, self.targets)
+        if emit is publish:
+            # `fedora-messaging consume` runs the Twisted reactor itself; without this, the first
+            # api.publish from a callback thread makes crochet start another one, which fails
+            # (a ReactorAlreadyRunning traceback per process) before falling back to the real one
+            crochet.no_setup()
         self.emit = emit
         self.max_deliveries = max(1, self.config.uploader.max_deliveries)
         self.retry_delay = max(0, self.config.uploader.retry_delay)

@@ -33,6 +33,9 @@ def make_clients(config: Config, targets: list[str] | tuple[str, ...]) -> Client
     """Clients for a process: anonymous Koji session, an HTTP session, boto3 if AWS is used."""
     http = requests.Session()
     http.headers["User-Agent"] = USER_AGENT
+    if config.koji.serverca:
+        # image files live on the hub's own file server (topurl), signed by the same CA
+        http.verify = config.koji.serverca
     aws = None
     s3_downloads = "downloads" in targets and config.downloads.destination.startswith("s3://")
     if "aws" in targets or s3_downloads:

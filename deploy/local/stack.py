@@ -540,11 +540,7 @@ def services(stack: Stack) -> list[Service]:
         conf = str(stack.conf / f"{up.name}.toml")
         out.append(Service(up.name, [fm, "--conf", conf, "consume",
                                      "--callback=uploader.consumer:Uploader"],
-                           # The uploader fetches /kojifiles with requests, which does not
-                           # use koji.serverca: trust the stand-in's private CA the way any
-                           # requests client is told to (REQUESTS_CA_BUNDLE).
-                           stack.env(FEDORA_MESSAGING_CONF=conf,
-                                     REQUESTS_CA_BUNDLE=str(stack.ca_cert)),
+                           stack.env(FEDORA_MESSAGING_CONF=conf),
                            _registered))
     return out
 

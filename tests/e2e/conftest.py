@@ -131,10 +131,7 @@ class Pipeline:
         env = dict(os.environ)
         env.update(PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1", TZ="UTC",
                    FEDORA_MESSAGING_CONF=str(self.publisher_config),
-                   FEDIMG_CONFIG=str(self.fedimg_config),
-                   # the uploader fetches /kojifiles with requests, which does not use
-                   # koji.serverca: trust the stand-in's private CA as any requests client is
-                   REQUESTS_CA_BUNDLE=str(self.hub.ca_cert))
+                   FEDIMG_CONFIG=str(self.fedimg_config))
         env.update(extra)
         return env
 

@@ -121,6 +121,8 @@ def _run_service_scenario(service, run_consumer, publish, bus, koji_hub, raw_xz_
             koji_hub.task_url(c, f"{NAME}.{a}.raw.xz").split(str(koji_hub.port))[1]
             for a, c in children.items())
         assert list((tmp_path / "work").iterdir()) == []
+        # publishing from inside the consumer must not try to start a second reactor
+        assert "ReactorAlreadyRunning" not in proc.output()
 
         # 2. redelivery of the same message: processed again, same result (idempotent)
         again = publish(TASK_TOPIC, body)

@@ -188,3 +188,27 @@ def test_qcow2_with_a_backing_file_is_refused(koji_hub, make_config, clients, ra
             fetched(source, config=cfg, clients=clients):
         pytest.fail("unreachable")
     assert _work_entries(cfg) == []
+
+
+def test_files_on_a_tls_hub_are_fetched_with_koji_serverca(make_config, raw_xz_image):
+    """topurl on a hub with a private CA: koji.serverca verifies the file server too, and
+    without it the certificate is refused (no silent fallback to an unverified fetch)."""
+    from uploader.pipeline import make_clients
+
+    hub = KojiHub(tls=True)
+    try:
+        tid = hub.add_image_task(files={"x86_64": {f"{NAME}.x86_64.raw.xz": raw_xz_image.path}})
+        base = {"hub": hub.url, "topurl": hub.topurl}
+        trusted = make_config(koji={**base, "serverca": hub.ca_cert})
+        clients = make_clients(trusted, [])
+        (source,) = task_images(tid, config=trusted, session=clients.koji)
+        with fetched(source, config=trusted, clients=clients) as image:
+            assert sha256_file(image.raw_path) == raw_xz_image.raw.sha256
+
+        untrusted = make_config(koji={**base, "serverca": ""})
+        with pytest.raises((TransientError, VerificationFailed, BadInput)) as err:
+            with fetched(source, config=untrusted, clients=make_clients(untrusted, [])):
+                pass
+        assert "certificate" in str(err.value).lower() or "ssl" in str(err.value).lower()
+    finally:
+        hub.close()

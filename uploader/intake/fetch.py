@@ -81,7 +81,10 @@ def _open(http: requests.Session, url: str, timeout: tuple[float, float]) -> req
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         try:
-            resp = http.get(current, stream=True, allow_redirects=False, timeout=timeout)
+            # verify passed explicitly: requests lets $REQUESTS_CA_BUNDLE override a session's
+            # CA bundle (koji.serverca) unless the request names it
+            resp = http.get(current, stream=True, allow_redirects=False, timeout=timeout,
+                            verify=http.verify)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise _Retry(f"{current}: {exc.__class__.__name__}: {exc}") from exc
         if not resp.is_redirect:
