@@ -206,9 +206,10 @@ def test_files_on_a_tls_hub_are_fetched_with_koji_serverca(make_config, raw_xz_i
             assert sha256_file(image.raw_path) == raw_xz_image.raw.sha256
 
         untrusted = make_config(koji={**base, "serverca": ""})
-        with pytest.raises((TransientError, VerificationFailed, BadInput)) as err:
-            with fetched(source, config=untrusted, clients=make_clients(untrusted, [])):
-                pass
+        untrusted_clients = make_clients(untrusted, [])
+        with (pytest.raises((TransientError, VerificationFailed, BadInput)) as err,
+              fetched(source, config=untrusted, clients=untrusted_clients)):
+            pass
         assert "certificate" in str(err.value).lower() or "ssl" in str(err.value).lower()
     finally:
         hub.close()

@@ -143,7 +143,7 @@ def _start_qcow2(raw: Path, out: Path, compression: str) -> _Running:
 def _start_raw_tar_xz(member_dir: Path, member: str, out: Path, threads: int) -> _Running:
     run = _Running(RAW_TAR_XZ, out)
     # "xb": the temporary name is ours alone; never truncate someone else's file.
-    with open(out, "xb") as sink:
+    with open(out, "wb") as sink:  # created (and locked) by Staging
         tar = run.spawn(tar_command(member_dir, member),
                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
         try:

@@ -60,14 +60,23 @@ class Destination(Protocol):
 
 
 class Staging:
-    """Temporary output paths for one run; whatever is left of them is deleted on exit."""
+    """Temporary output paths for one run; whatever is left of them is deleted on exit.
+
+    Each temporary file is created here and flock()ed for as long as the run lives, so another
+    run can tell a file being written (locked) from one left by a killed run (unlocked: the
+    kernel drops the lock with the process) and remove only the latter.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.paths: list[Path] = []
+        self._locks: list[int] = []
 
     def path_for(self, name: str) -> Path:
         path = self.directory / f".{name}{PART_MARK}{secrets.token_hex(4)}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._locks.append(fd)
         self.paths.append(path)
         return path
 
@@ -75,6 +84,27 @@ class Staging:
         for path in self.paths:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+        for fd in self._locks:
+            os.close(fd)
+        self._locks.clear()
+
+
+def _abandoned(path: Path, cutoff: float) -> bool:
+    """True when no live run holds the temporary file's lock (where the filesystem cannot
+    lock: when it is older than any live run can be)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return os.fstat(fd).st_mtime < cutoff
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -98,8 +128,8 @@ class DirectoryDestination:
 
     def __init__(self, root: Path, stale_after: float) -> None:
         self.root = root
-        # A temporary file older than this belongs to a run that was killed (SIGKILL, power
-        # loss) before it could clean up: no live run takes longer than the conversion timeout.
+        # Where the filesystem cannot flock, a temporary file older than this belongs to a run
+        # that was killed before it could clean up: no live run outlasts the conversion timeout.
         self.stale_after = stale_after
 
     def describe(self, rel_dir: str, name: str = "") -> str:
@@ -146,7 +176,7 @@ class DirectoryDestination:
         cutoff = time.time() - self.stale_after
         for path in directory.glob(f".*{PART_MARK}*"):
             with contextlib.suppress(OSError):
-                if path.stat().st_mtime < cutoff:
+                if _abandoned(path, cutoff):
                     log.info("removing %s, left behind by an interrupted run", path)
                     path.unlink()
 

@@ -231,12 +231,31 @@ def test_sigkilled_run_leaves_no_partial_file_and_no_orphans(
     leftovers = [n for n in names if n.startswith(".") and ".part-" in n]
     assert leftovers  # the killed run could not clean up, but only under a temporary name
 
-    # A later run removes leftovers of runs that must be dead (older than the timeout + margin)
-    # and publishes everything.
-    for name in leftovers:
-        os.utime(out / name, (time.time() - 3 * 86400,) * 2)
+    # A later run removes the leftovers at once (nobody holds their lock any more; the killed
+    # run's lock died with it) and publishes everything.
     os.unlink(fake_tools.directory / "xz")
     assert _run(case, dest, emit).ok
+    assert _listing(out) == ["CHECKSUM", f"{NAME}.qcow2", f"{NAME}.raw.tar.xz"]
+
+
+def test_a_live_runs_temporary_file_is_left_alone(case, dest, emit):
+    """Competing consumers share the directory: a temporary file still locked by its (live)
+    writer is not a leftover, however old it looks."""
+    from uploader.downloads.destinations import Staging
+
+    out = dest / "Rawhide" / "nightly"
+    out.mkdir(parents=True)
+    other = Staging(out)
+    try:
+        busy = other.path_for(f"{NAME}.qcow2")
+        os.utime(busy, (time.time() - 3 * 86400,) * 2)  # age alone must not condemn it
+        dead = out / f".{NAME}.raw.tar.xz.part-deadbeef"  # no lock: its writer is gone
+        dead.write_bytes(b"partial")
+        assert _run(case, dest, emit).ok
+        names = _listing(out)
+        assert busy.name in names and dead.name not in names
+    finally:
+        other.cleanup()
     assert _listing(out) == ["CHECKSUM", f"{NAME}.qcow2", f"{NAME}.raw.tar.xz"]
 
 
