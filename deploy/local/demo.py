@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import datetime
-import hashlib
 import json
 import pathlib
 import re
@@ -32,6 +31,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import stack as st  # noqa: E402  (deploy/local/stack.py, which also puts the repo on sys.path)
 
 from tests.e2e.parts import missing_parts  # noqa: E402
+from tests.harness.disk_images import sha256_file  # noqa: E402
 
 BUILD_TIMEOUT = 180  # seconds for fedimg-build to finish
 UPLOAD_TIMEOUT = 600  # seconds for the uploader services to handle the announcement
@@ -214,14 +214,6 @@ def download_files(stack: st.Stack) -> dict[str, pathlib.Path]:
             if p.is_file() and not p.name.startswith(".")}
 
 
-def sha256(path: pathlib.Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def check(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[str, Any]]],
           files: dict[str, pathlib.Path]) -> list[str]:
     """Every disagreement between the report, AWS and the download directory (empty: none)."""
@@ -253,7 +245,7 @@ def check(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[str
             base = base or url[: -len(rel)]
             if d.get("size") is not None and d["size"] != path.stat().st_size:
                 problems.append(f"{rel}: report size {d['size']}, file {path.stat().st_size}")
-            if d.get("sha256") and d["sha256"] != sha256(path):
+            if d.get("sha256") and d["sha256"] != sha256_file(path):
                 problems.append(f"{rel}: report sha256 differs from the file's")
     listed = {d.get("url", "").split("/downloads/", 1)[-1]
               for i in images for d in (i.get("downloads") or [])}
@@ -271,7 +263,7 @@ def inventory(amis: dict[str, list[dict[str, Any]]],
     """What this run left behind, to compare with the next run on the same stack."""
     return {"amis": sorted(f"{r} {a.get('Name')} {a['ImageId']}" for r, found in amis.items()
                            for a in found),
-            "files": sorted(f"{rel} {sha256(p)}" for rel, p in files.items())}
+            "files": sorted(f"{rel} {sha256_file(p)}" for rel, p in files.items())}
 
 
 def compare(previous: dict[str, Any] | None, now: dict[str, Any], run_no: int) -> str:

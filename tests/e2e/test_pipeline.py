@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import datetime
-import hashlib
 import json
 import pathlib
 import signal
@@ -25,19 +24,12 @@ import pytest
 from tests.e2e.conftest import JOB, PREFIX, REGIONS, Pipeline, consumed_line
 from tests.e2e.private_rabbitmq import PrivateRabbitMQ
 from tests.harness.amqp import REGISTERED_MARKER, REPO_ROOT
+from tests.harness.disk_images import sha256_file
 from tests.harness.processes import wait_until
 
 pytestmark = pytest.mark.slow
 
 FLOW_TIMEOUT = 240.0  # seconds for the uploader to handle one announcement (2 busy cores)
-
-
-def sha256(path: pathlib.Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def amis_by_region(aws: Any) -> dict[str, list[dict[str, Any]]]:
@@ -116,8 +108,8 @@ def test_weekly_build_reaches_aws_downloads_report_and_redelivery_changes_nothin
         assert amis_by_region(aws) == amis, "a repeated announcement changed the AMIs"
         again = download_files(pipeline.downloads)
         assert sorted(again) == sorted(files)
-        assert {k: sha256(p) for k, p in again.items()} == {
-            k: sha256(p) for k, p in files.items()}
+        assert {k: sha256_file(p) for k, p in again.items()} == {
+            k: sha256_file(p) for k, p in files.items()}
         check_report(report_now(pipeline, datagrepper_empty.url, tmp_path / "site"), name,
                      task_id, amis, files)
 
@@ -151,7 +143,7 @@ def check_report(report: dict[str, Any], name: str, task_id: int,
         assert d["url"].startswith(base), d["url"]
         path = files[d["url"][len(base):]]
         assert d["size"] == path.stat().st_size
-        assert d["sha256"] == sha256(path)
+        assert d["sha256"] == sha256_file(path)
     assert image["failures"] == []
 
 

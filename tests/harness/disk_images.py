@@ -94,11 +94,8 @@ class XzImage:
 
 def sha256_file(path: os.PathLike | str) -> str:
     """sha256 hex of a file, streamed (images are big in production)."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(MiB), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def allocated_bytes(path: os.PathLike | str) -> int:

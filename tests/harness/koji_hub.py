@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import http.server
 import ipaddress
 import itertools
@@ -57,6 +56,8 @@ from typing import Any
 import koji
 import pytest
 from koji.xmlrpcplus import Fault, dumps
+
+from tests.harness.disk_images import sha256_file
 
 TASK_STATES = koji.TASK_STATES
 BUILD_STATES = koji.BUILD_STATES
@@ -109,15 +110,6 @@ def _archive_type(filename: str) -> tuple[int, str, str, str]:
     if best is None:
         return (0, "unknown", "Unknown file type", "")
     return best[1]
-
-
-def sha256_file(path: os.PathLike | str) -> str:
-    """sha256 hex of a file, read in 1 MiB chunks (images can be large)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclasses.dataclass

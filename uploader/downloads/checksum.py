@@ -19,7 +19,6 @@ import re
 from collections.abc import Iterable
 
 CHECKSUM_NAME = "CHECKSUM"
-_CHUNK = 1 << 20
 
 _SIZE_LINE = re.compile(r"^# (?P<name>[^/\n]+): (?P<size>\d+) bytes$")
 _SHA_LINE = re.compile(r"^SHA256 \((?P<name>[^/\n]+)\) = (?P<hex>[0-9a-fA-F]{64})$")
@@ -36,11 +35,8 @@ class Entry:
 
 def sha256_file(path: str | os.PathLike) -> str:
     """sha256 hex of a file, streamed (artifacts are hundreds of MiB)."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def parse(text: str) -> dict[str, Entry]:
