@@ -24,6 +24,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from shared.files import fsync_path
+
 log = logging.getLogger(__name__)
 
 _AT_FDCWD = -100
@@ -45,14 +47,6 @@ def _exchange(a: Path, b: Path) -> bool:
     if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
         return False
     raise OSError(err, os.strerror(err), str(a))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_tree(root: Path, files: Mapping[str, bytes]) -> None:
@@ -77,7 +71,7 @@ def publish(directory: str | os.PathLike, files: Mapping[str, bytes]) -> None:
         write_tree(new, files)
         for d in [new, *(p for p in new.rglob("*") if p.is_dir())]:
             os.chmod(d, 0o755)  # mkdtemp makes 0700; the web server must read it
-            _fsync_dir(d)
+            fsync_path(d)
         if final.exists() or final.is_symlink():
             if not final.is_dir() or final.is_symlink():
                 raise NotADirectoryError(f"{final} exists and is not a directory")
@@ -91,11 +85,11 @@ def publish(directory: str | os.PathLike, files: Mapping[str, bytes]) -> None:
                 except BaseException:
                     os.rename(old, final)  # put the previous tree back before failing
                     raise
-            _fsync_dir(final.parent)
+            fsync_path(final.parent)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(new, final)
-            _fsync_dir(final.parent)
+            fsync_path(final.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             if new.exists() and new != final:

@@ -25,6 +25,7 @@ import botocore.exceptions
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 
+from shared.files import fsync_path
 from uploader.downloads import checksum
 from uploader.downloads.checksum import CHECKSUM_NAME, Entry
 
@@ -107,22 +108,6 @@ def _abandoned(path: Path, cutoff: float) -> bool:
         os.close(fd)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class DirectoryDestination:
     """A directory tree, typically the download master that mirrors rsync from."""
 
@@ -183,10 +168,10 @@ class DirectoryDestination:
     def store(self, rel_dir: str, staged: Path, name: str, fmt: str, sha256: str) -> None:
         final = self._dir(rel_dir) / name
         try:
-            _fsync_file(staged)
+            fsync_path(staged)
             staged.chmod(0o644)
             os.replace(staged, final)
-            _fsync_dir(final.parent)
+            fsync_path(final.parent)
         except OSError as e:
             raise DestinationError(f"cannot store {final}: {e}") from e
 
@@ -210,7 +195,7 @@ class DirectoryDestination:
                 os.fsync(f.fileno())
             tmp.chmod(0o644)
             os.replace(tmp, final)
-            _fsync_dir(directory)
+            fsync_path(directory)
         except OSError as e:
             raise DestinationError(f"cannot write {final}: {e}") from e
         finally:
