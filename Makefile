@@ -40,5 +40,6 @@ demo: system services venv
 demo-stop:
 	$(BIN)/python deploy/local/stack.py down
 
+## make bench: list the benchmarks (each is run by hand; README, section Benchmarks, has figures)
 bench: venv
-	@echo "benchmarks: see README, section Benchmarks" >&2
+	@for b in bench/*.py; do echo "$(BIN)/python $$b"; done
