@@ -8,9 +8,9 @@ import pathlib
 
 import pytest
 
-pytest_plugins = [
-    "tests.harness.koji_hub",
+pytest_plugins = [  # disk_images first: koji_hub imports it, and pytest must rewrite it first
     "tests.harness.disk_images",
+    "tests.harness.koji_hub",
     "tests.harness.amqp",
     "tests.harness.aws",
     "tests.harness.datagrepper",
