@@ -299,11 +299,7 @@ def _toml(value: Any) -> str:
 
 
 def fedimg_settings(stack: Stack) -> dict[str, dict[str, Any]]:
-    """The demo's fedimg config, keyed like deploy/fedimg.toml.example.
-
-    Keys that the config schema on this checkout does not know are left out (several parts add
-    keys as they land), so the demo works at every step of the merge.
-    """
+    """The demo's fedimg config, keyed like deploy/fedimg.toml.example."""
     return {
         "koji": {"hub": stack.koji_hub, "topurl": stack.koji_topurl, "owners": ["releng"],
                  "auth": "ssl", "cert": str(stack.client_cert("releng")),
@@ -338,19 +334,14 @@ def demo_job() -> dict[str, Any]:
 
 def render_fedimg_toml(stack: Stack, **overrides: dict[str, Any]) -> str:
     """TOML text; ``overrides`` replace keys per section (e.g. uploader={"targets": ["aws"]})."""
-    from shared import config as cfg
-
-    known = {f.name: f.type for f in dataclasses.fields(cfg.Config)}
     settings = fedimg_settings(stack)
     for section, values in overrides.items():
         settings[section] = {**settings[section], **values}
     lines = ["# Written by deploy/local/stack.py for the local demo stack; rewritten at every up.",
              ""]
     for section, values in settings.items():
-        klass = type(getattr(cfg.Config(), section)) if section in known else None
-        names = {f.name for f in dataclasses.fields(klass)} if klass else set()
         lines.append(f"[{section}]")
-        lines += [f"{k} = {_toml(v)}" for k, v in values.items() if k in names]
+        lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
         lines.append("")
     lines.append("[[trigger.jobs]]")
     lines += [f"{k} = {_toml(v)}" for k, v in demo_job().items()]
