@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import os
 import pathlib
 import shutil
@@ -50,6 +49,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 import requests  # noqa: E402
+import tomli_w  # noqa: E402
 from pidfiles import (  # noqa: E402, F401 - demo.py uses them through this module
     Service,
     StackError,
@@ -290,14 +290,6 @@ def delete_queues(stack: Stack, queues: list[str]) -> None:
 # Configuration files
 
 
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return json.dumps(value)
-
-
 def fedimg_settings(stack: Stack) -> dict[str, dict[str, Any]]:
     """The demo's fedimg config, keyed like deploy/fedimg.toml.example."""
     return {
@@ -337,15 +329,8 @@ def render_fedimg_toml(stack: Stack, **overrides: dict[str, Any]) -> str:
     settings = fedimg_settings(stack)
     for section, values in overrides.items():
         settings[section] = {**settings[section], **values}
-    lines = ["# Written by deploy/local/stack.py for the local demo stack; rewritten at every up.",
-             ""]
-    for section, values in settings.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
-        lines.append("")
-    lines.append("[[trigger.jobs]]")
-    lines += [f"{k} = {_toml(v)}" for k, v in demo_job().items()]
-    return "\n".join(lines) + "\n"
+    return ("# Written by deploy/local/stack.py for the local demo stack; rewritten at every up.\n"
+            + tomli_w.dumps({**settings, "trigger": {"jobs": [demo_job()]}}))
 
 
 def write_configs(stack: Stack) -> None:

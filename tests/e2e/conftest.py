@@ -10,7 +10,6 @@ the uploader as a real ``fedora-messaging consume --callback=uploader.consumer:U
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import pathlib
 import subprocess
@@ -19,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import tomli_w
 
 from tests.e2e.parts import missing_parts
 from tests.harness.amqp import (
@@ -54,14 +54,6 @@ def weekly_image(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     d = tmp_path_factory.mktemp("e2e-image")
     raw = make_disk_image(d / "disk.raw", size=64 * MiB, data_mib=4, seed=7)
     return make_xz_image(raw, d / "disk.raw.xz").path
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return json.dumps(value)
 
 
 @dataclasses.dataclass
@@ -106,11 +98,6 @@ class Pipeline:
                           "base_url": "https://dl.e2e.example/pub/alt/cloud", "timeout": 300},
             "reporter": {"datagrepper": self.datagrepper_url, "timeout": 20, "retries": 2},
         }
-        lines = []
-        for section, values in settings.items():
-            names = {f.name for f in dataclasses.fields(type(getattr(cfg.Config(), section)))}
-            lines.append(f"[{section}]")
-            lines += [f"{k} = {_toml(v)}" for k, v in values.items() if k in names]
         job = {"name": JOB, "schedule": "weekly", "image_name": "Fedora-Cloud-Base",
                "version": "Rawhide", "target": "f44", "distro": "Fedora-44",
                "ksurl": "git+https://pagure.io/fedora-kickstarts.git?#main",
@@ -118,9 +105,7 @@ class Pipeline:
                "install_tree": "https://kojipkgs.example/compose/Cloud/$arch/os/",
                "arches": list(self.arches), "formats": ["raw-xz", "qcow2"], "repos": [],
                "scratch": True, "method": "image", "disk_size": 5}
-        lines.append("[[trigger.jobs]]")
-        lines += [f"{k} = {_toml(v)}" for k, v in job.items()]
-        self.fedimg_config.write_text("\n".join(lines) + "\n")
+        self.fedimg_config.write_text(tomli_w.dumps({**settings, "trigger": {"jobs": [job]}}))
         cfg.load_config(self.fedimg_config)  # fail here, clearly, if a key is wrong
         self.publisher_config.write_text(fedora_messaging_toml(
             exchange=self.exchange, topic_prefix=PREFIX, app="fedimg-e2e",

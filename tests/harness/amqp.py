@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 
 import pika
 import pytest
+import tomli_w
 
 from tests.harness.processes import (  # noqa: F401 - re-exported for older imports
     ManagedProcess,
@@ -54,6 +55,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 VENV_BIN = pathlib.Path(sys.executable).parent
 FEDORA_MESSAGING_CLI = VENV_BIN / "fedora-messaging"
 REGISTERED_MARKER = "Successfully registered AMQP consumer"
+LOG_FORMAT = "%(asctime)s [%(name)s %(levelname)s] %(message)s"
 PUBLISH_TIMEOUT = 15  # seconds, for fedora_messaging.api.publish
 
 
@@ -142,16 +144,6 @@ def amqp_exchange() -> Iterator[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def _toml_value(value: Any) -> str:
-    """Render a TOML value; JSON string/number/bool/array syntax is valid TOML for these."""
-    if isinstance(value, Mapping):
-        inner = ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items())
-        return "{" + inner + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(value)
-
-
 def fedora_messaging_toml(
     *,
     exchange: str,
@@ -175,67 +167,36 @@ def fedora_messaging_toml(
     means a durable queue that keeps messages while the consumer is down. Nested tables replace
     fedora-messaging's defaults wholesale, so every table is written out in full here.
     """
-    lines = [
-        f"amqp_url = {_toml_value(amqp_url or AMQP_URL_FM)}",
-        f"publish_exchange = {_toml_value(exchange)}",
-        f"topic_prefix = {_toml_value(topic_prefix)}",
-        "passive_declares = false",
-    ]
-    if callback:
-        lines.append(f"callback = {_toml_value(callback)}")
     qname = queue or ""
     durable = queue is not None
-    lines += [
-        "",
-        "[client_properties]",
-        f"app = {_toml_value(app)}",
-        "",
-        f"[exchanges.{_toml_value(exchange)}]",
-        'type = "topic"',
-        "durable = true",
-        "auto_delete = false",
-        "arguments = {}",
-        "",
-        f"[queues.{_toml_value(qname)}]",
-        f"durable = {_toml_value(durable)}",
-        f"auto_delete = {_toml_value(not durable)}",
-        f"exclusive = {_toml_value(not durable)}",
-        f"arguments = {_toml_value(dict(queue_arguments or {}))}",
-        "",
-        "[[bindings]]",
-        f"queue = {_toml_value(qname)}",
-        f"exchange = {_toml_value(exchange)}",
-        f"routing_keys = {_toml_value(list(routing_keys))}",
-        "",
-        "[qos]",
-        "prefetch_size = 0",
-        f"prefetch_count = {int(prefetch_count)}",
-        "",
-        "[consumer_config]",
-    ]
-    for key, value in (consumer_config or {}).items():
-        lines.append(f"{json.dumps(str(key))} = {_toml_value(value)}")
-    lines += [
-        "",
-        "[log_config]",
-        "version = 1",
-        "disable_existing_loggers = false",
-        "[log_config.formatters.simple]",
-        'format = "%(asctime)s [%(name)s %(levelname)s] %(message)s"',
-        "[log_config.handlers.console]",
-        'class = "logging.StreamHandler"',
-        'formatter = "simple"',
-        'stream = "ext://sys.stdout"',
-    ]
-    for logger in ("fedora_messaging", *extra_loggers):
-        lines += [
-            f"[log_config.loggers.{_toml_value(logger)}]",
-            'level = "INFO"',
-            "propagate = false",
-            'handlers = ["console"]',
-        ]
-    lines += ["[log_config.root]", 'level = "WARNING"', 'handlers = ["console"]', ""]
-    return "\n".join(lines)
+    document: dict[str, Any] = {
+        "amqp_url": amqp_url or AMQP_URL_FM,
+        "publish_exchange": exchange,
+        "topic_prefix": topic_prefix,
+        "passive_declares": False,
+        **({"callback": callback} if callback else {}),
+        "client_properties": {"app": app},
+        "exchanges": {exchange: {"type": "topic", "durable": True, "auto_delete": False,
+                                 "arguments": {}}},
+        "queues": {qname: {"durable": durable, "auto_delete": not durable,
+                           "exclusive": not durable,
+                           "arguments": dict(queue_arguments or {})}},
+        "bindings": [{"queue": qname, "exchange": exchange,
+                      "routing_keys": list(routing_keys)}],
+        "qos": {"prefetch_size": 0, "prefetch_count": int(prefetch_count)},
+        "consumer_config": dict(consumer_config or {}),
+        "log_config": {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"simple": {"format": LOG_FORMAT}},
+            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "simple",
+                                     "stream": "ext://sys.stdout"}},
+            "loggers": {name: {"level": "INFO", "propagate": False, "handlers": ["console"]}
+                        for name in ("fedora_messaging", *extra_loggers)},
+            "root": {"level": "WARNING", "handlers": ["console"]},
+        },
+    }
+    return tomli_w.dumps(document)
 
 
 @contextlib.contextmanager

@@ -77,9 +77,10 @@ def test_candidate_build_announces_channel_candidate(make_config, koji_hub_tls, 
 def test_broker_down_after_start_is_reported_and_not_repeated(make_config, koji_hub_tls,
                                                               tmp_path, amqp_exchange):
     dead = tmp_path / "dead-broker.toml"
-    text = fedora_messaging_toml(exchange=amqp_exchange)
     port = free_port()  # nothing listens here
-    dead.write_text(text.replace("127.0.0.1:5672", f"127.0.0.1:{port}", 1))
+    dead.write_text(fedora_messaging_toml(
+        exchange=amqp_exchange,
+        amqp_url=f"amqp://guest:guest@127.0.0.1:{port}/%2F?connection_attempts=1&retry_delay=1"))
     cfg = make_config([WEEKLY])
     cfg.write_text(cfg.read_text() + "\n[trigger]\npublish_timeout = 3\n")
     result = fedimg_build("--config", cfg, "--date", "2026-11-25", fm_conf=dead)

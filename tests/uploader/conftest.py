@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import tomli_w
 
 from shared.config import Config, parse_config
 from uploader.model import Clients
@@ -35,13 +36,8 @@ def config_dict(hub: Any, work_dir: pathlib.Path, **sections: dict) -> dict:
 
 
 def toml_text(raw: dict) -> str:
-    """Render a config dict as TOML (JSON scalars and arrays are valid TOML values)."""
-    lines = []
-    for section, values in raw.items():
-        lines.append(f"[{section}]")
-        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
-        lines.append("")
-    return "\n".join(lines)
+    """Render a config dict as TOML."""
+    return tomli_w.dumps(raw)
 
 
 @pytest.fixture

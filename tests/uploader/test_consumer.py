@@ -5,7 +5,6 @@ real .raw.xz disk images. Hostile messages must fetch nothing and leave the serv
 from __future__ import annotations
 
 import copy
-import json
 import pathlib
 import uuid
 
@@ -45,13 +44,9 @@ def service(amqp_exchange, tmp_path, koji_hub):
                           "#.pungi.compose.status.change"],
             consumer_config={"targets": [], "fedimg_config": str(fedimg)},
             extra_loggers=("uploader",),
+            queue_arguments={"x-queue-type": "quorum", "x-delivery-limit": 10},
+            prefetch_count=1,
         )
-        header = f"[queues.{json.dumps(queue)}]\n"
-        start = text.index(header)
-        end = text.index("arguments = {}", start)
-        text = (text[:end] + 'arguments = {"x-queue-type" = "quorum", "x-delivery-limit" = 10}'
-                + text[end + len("arguments = {}"):])
-        text = text.replace("prefetch_count = 10", "prefetch_count = 1")
         path = tmp_path / f"fedora-messaging-{queue}.toml"
         path.write_text(text)
         return path
