@@ -18,16 +18,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.images import CHANNELS, Hint, identify, normalize_arch
+from shared.images import CHANNELS, Hint, compose_version, identify, normalize_arch
 from shared.messages import MESSAGES
 
 _AMI = re.compile(r"ami-[0-9a-f]{3,40}", re.ASCII)
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}", re.ASCII)
 _SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _SAFE_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", re.ASCII)
-_COMPOSE_VERSION = re.compile(
-    r"Fedora(?:-[A-Za-z][A-Za-z0-9_]*)*-(?:\d{1,3}|Rawhide)-(\d{8}(?:\.[nt])?\.\d+)"
-)
 _MAX_TEXT = 2000  # free text (errors, notes) is cut here; history must not bloat the site
 
 FAMILY_HEADS = ("fedimg", "fedora_image_uploader")
@@ -280,13 +277,13 @@ def _derive(compose_id: str | None, subvariant: str, cloud: str | None, arch: st
     Fedora-<Sub-Variant>[-<Cloud>]-<release>-<version>.<arch>, e.g.
     Fedora-Cloud-Base-AmazonEC2-40-20240501.n.0.x86_64, so identify() reads it back.
     """
-    m = _COMPOSE_VERSION.fullmatch(compose_id or "")
-    if not m:
+    parsed = compose_version(compose_id or "")
+    if not parsed:
         raise Unreadable(f"compose_id {_show(compose_id)} cannot name a per-image entry")
-    release = compose_id.split("-")[-2]
+    release, version = parsed
     product = subvariant.replace("_", "-")
     middle = f"{product}-{cloud}" if cloud else product
-    return f"Fedora-{middle}-{release}-{m.group(1)}.{arch}"
+    return f"Fedora-{middle}-{release}-{version}.{arch}"
 
 
 def _fiu(kind: str, body: dict) -> list[Observation]:

@@ -44,7 +44,6 @@ __all__ = [
 ]
 
 CHANNELS = ("nightly", "weekly", "candidate", "release")  # order = increasing officialness
-UNKNOWN = "unknown"
 
 # Every arch token Fedora has put in an image name; anything else is not an arch.
 _ARCHES = (
@@ -101,7 +100,6 @@ _COREOS = re.compile(
     r"(?:-(?P<platform>[a-z][a-z0-9_]*))?",
     re.ASCII,
 )
-_ROUTING_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")  # same rule as shared/messages/base.py
 _SUBVARIANT_OK = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _MAX_NAME = 255  # a file name longer than this is no image of ours; also bounds regex work
 
@@ -126,11 +124,14 @@ class ImageIdentity:
 
     def routing_words(self) -> tuple[str, str, str, str]:
         """(channel, subvariant, release, arch) as AMQP routing-key words ("unknown" for None)."""
+        # imported here: shared.messages imports this module (CHANNELS) at load time
+        from shared.messages.base import routing_word
+
         return (
-            _routing_word(self.channel),
-            _routing_word(self.subvariant),
-            _routing_word(self.release),
-            _routing_word(self.arch),
+            routing_word(self.channel),
+            routing_word(self.subvariant),
+            routing_word(self.release),
+            routing_word(self.arch),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -199,6 +200,16 @@ def channel_from(
     return None
 
 
+def compose_version(compose_id: str) -> tuple[str, str] | None:
+    """(release, version) of a Pungi compose id, e.g. "Fedora-40-20240501.n.0" ->
+    ("40", "20240501.n.0"); None when it is not one."""
+    m = _COMPOSE_ID.fullmatch(compose_id)
+    if not m:
+        return None
+    kind = f".{m['type']}" if m["type"] else ""
+    return m["rel"], f"{m['date']}{kind}.{m['respin']}"
+
+
 def identify(filename_or_name: str, *, hint: Hint | None = None) -> ImageIdentity:
     """Identity of an image file name, path or bare name. Never raises, never guesses.
 
@@ -218,11 +229,6 @@ def identify(filename_or_name: str, *, hint: Hint | None = None) -> ImageIdentit
     if hint is not None:
         fields = _apply_hint(fields, hint)
     return ImageIdentity(name=base, image_format=image_format, **fields)
-
-
-def _routing_word(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return _ROUTING_UNSAFE.sub("_", text) or UNKNOWN
 
 
 def _valid_date(value: str) -> bool:

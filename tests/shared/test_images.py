@@ -456,3 +456,18 @@ def test_identify_with_any_hint_never_raises(text, hint):
     got = identify(text, hint=hint)
     assert got.channel in (*CHANNELS, None)
     assert got.arch is None or "." not in got.arch
+
+
+@pytest.mark.parametrize("compose_id, expected", [
+    ("Fedora-40-20240501.n.0", ("40", "20240501.n.0")),
+    ("Fedora-Rawhide-20240829.n.1", ("Rawhide", "20240829.n.1")),
+    ("Fedora-Atomic-27-20180507.0", ("27", "20180507.0")),
+    ("Fedora-41-20240911.0", ("41", "20240911.0")),
+    ("Fedora-40-20240501", None),
+    ("../Fedora-40-20240501.n.0", None),
+    ("", None),
+])
+def test_compose_version_splits_release_and_version(compose_id, expected):
+    from shared.images import compose_version
+
+    assert compose_version(compose_id) == expected
