@@ -7,7 +7,7 @@ Not a test: run by hand, figures go into README "## Benchmarks".
 
 1. Makes a sparse raw image (default 2 GiB) holding --data-mib of random data in 8 MiB extents
    at scattered 1 MiB-aligned offsets (like a filesystem's clustered, partition-aligned data).
-2. Uploads it to the same moto server (a) with uploader.aws.snapshot.upload (EBS direct API:
+2. Uploads it to the same moto server (a) with uploader.targets.aws.snapshot.upload (EBS direct API:
    holes and zero blocks skipped) and (b) with boto3's S3 managed upload_file of the same raw
    file (the first step of the import_snapshot path). Each runs in its own child process, so
    its peak RSS (VmHWM of the child) is the upload's alone. Bytes sent = sum of the
@@ -76,9 +76,9 @@ def child(mode: str, raw: str, workers: int) -> None:
     import botocore.config
 
     from shared.config import AwsConfig
-    from uploader.aws import naming
-    from uploader.aws.clients import ClientFactory
-    from uploader.aws.snapshot import upload
+    from uploader.targets.aws import naming
+    from uploader.targets.aws.clients import ClientFactory
+    from uploader.targets.aws.snapshot import upload
 
     session = boto3.Session(region_name="us-east-1")
     counter = ByteCounter(session)
@@ -117,8 +117,8 @@ def fan_out(raw: pathlib.Path, regions: int, delay: float) -> dict:
 
     from shared.config import AwsConfig, Config
     from shared.images import identify
-    from uploader.aws import publish_aws
     from uploader.model import Clients, ImageSource, VerifiedImage
+    from uploader.targets.aws import publish_aws
 
     names = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2",
              "eu-central-1", "ap-southeast-1", "ap-southeast-2", "ap-northeast-1",

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reporter import outputs, site
+from reporter.atomic_dir import publish
 from reporter.fold import FoldState, fold_onto, image_records, state_from_json, state_to_json
 from reporter.history import History
-from reporter.publish import publish
 from shared.config import ReporterConfig
 
 log = logging.getLogger(__name__)

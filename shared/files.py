@@ -1,7 +1,8 @@
-"""Small filesystem helpers shared by the uploader's destinations and the reporter's publisher."""
+"""File helpers every side needs the same way: a durable rename and a file's sha256."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 
@@ -12,3 +13,9 @@ def fsync_path(path: str | os.PathLike) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """sha256 hex of a file, streamed: images and artifacts are hundreds of MiB."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

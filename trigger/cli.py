@@ -18,7 +18,7 @@ import koji
 
 from shared.cli import add_config_argument, config_or_exit, setup_logging
 from shared.config import EXIT_CONFIG_ERROR, Config, ConfigError, JobConfig
-from trigger import announce, koji_builds
+from trigger import koji_builds, started_event
 from trigger.koji_login import NETWORK_ERRORS, HubUnreachable, TriggerError, login, short
 from trigger.plan import BuildRequest, JobError, Overrides, plan, uses_respin
 
@@ -108,14 +108,14 @@ def run_job(session: koji.ClientSession, user: dict[str, Any], cfg: Config, job:
         n = koji_builds.next_free_respin(session, user["id"], job, request.date, overrides)
         request = plan(job, request.date, respin=n, overrides=overrides)
     task_id = koji_builds.start(session, request, user["name"])
-    task_url = f"{announce.web_url(cfg.koji.hub)}/taskinfo?taskID={task_id}"
+    task_url = f"{started_event.web_url(cfg.koji.hub)}/taskinfo?taskID={task_id}"
     emit(args, "started", request, f"{request.job}: {request.nvr} task {task_id} {task_url}",
          task_id=task_id, task_url=task_url)
     if args.no_messages:
         return True
     try:
-        announce.publish(request, task_id, cfg.koji.hub, cfg.trigger.publish_timeout)
-    except announce.PublishFailed as exc:
+        started_event.publish(request, task_id, cfg.koji.hub, cfg.trigger.publish_timeout)
+    except started_event.PublishFailed as exc:
         print(f"error: {request.job}: task {task_id} was started but the build-started message "
               f"could not be published: {exc}", file=sys.stderr)
         return False

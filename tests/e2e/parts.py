@@ -15,8 +15,8 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 # (module that must provide it, attribute, who builds it)
 PARTS = [
     ("uploader.consumer", "Uploader", "intake + consumer (issue 3)"),
-    ("uploader.downloads", "publish_downloads", "download artifacts (issue 4)"),
-    ("uploader.aws", "publish_aws", "AWS publishing (issue 7)"),
+    ("uploader.targets.downloads", "publish_downloads", "download artifacts (issue 4)"),
+    ("uploader.targets.aws", "publish_aws", "AWS publishing (issue 7)"),
 ]
 # CLIs that started as skeletons printing "not implemented yet"
 SKELETONS = [

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import hashlib
 import os
 import pathlib
 import random
@@ -36,6 +35,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+from shared.files import sha256_file
 
 MiB = 1 << 20
 SECTOR = 512
@@ -90,12 +91,6 @@ class XzImage:
     size: int
     sha256: str
     raw: DiskImage
-
-
-def sha256_file(path: os.PathLike | str) -> str:
-    """sha256 hex of a file, streamed (images are big in production)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def allocated_bytes(path: os.PathLike | str) -> int:

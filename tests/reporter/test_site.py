@@ -12,9 +12,9 @@ import subprocess
 import pytest
 
 from reporter import site
+from reporter.atomic_dir import write_tree
 from reporter.fold import fold, image_records
 from reporter.outputs import history_block
-from reporter.publish import write_tree
 from tests.reporter.histories import OUR_NAME, as_rows, mixed_history
 
 CHROMIUM = "/usr/bin/chromium"

@@ -28,7 +28,7 @@ from shared.config import Config
 from shared.images import Hint
 from uploader.errors import BadInput
 from uploader.intake.fetch import get_small
-from uploader.intake.select import safe_filename, wanted_identity
+from uploader.intake.wanted import safe_filename, wanted_identity
 from uploader.model import Clients, ImageSource
 
 log = logging.getLogger(__name__)

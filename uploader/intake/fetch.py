@@ -37,7 +37,7 @@ import requests
 
 from shared.config import Config
 from uploader.errors import BadInput, TransientError, VerificationFailed
-from uploader.intake.select import safe_filename
+from uploader.intake.wanted import safe_filename
 from uploader.model import Clients, ImageSource, VerifiedImage
 
 log = logging.getLogger(__name__)

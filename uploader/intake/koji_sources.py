@@ -25,7 +25,7 @@ from shared.config import Config
 from shared.images import Hint
 from shared.koji import build_image_url, task_file_url
 from uploader.errors import BadInput, TransientError, Unwanted
-from uploader.intake.select import IMAGE_METHODS, image_type_of, safe_filename, wanted_identity
+from uploader.intake.wanted import IMAGE_METHODS, image_type_of, safe_filename, wanted_identity
 from uploader.model import ImageSource
 
 log = logging.getLogger(__name__)

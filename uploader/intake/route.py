@@ -17,7 +17,7 @@ from shared.config import Config
 from uploader.errors import BadInput, Unwanted
 from uploader.intake.compose import compose_images, valid_compose_id
 from uploader.intake.koji_sources import build_images, task_images
-from uploader.intake.select import IMAGE_METHODS
+from uploader.intake.wanted import IMAGE_METHODS
 from uploader.model import Clients, ImageSource
 
 TASK_TOPIC = "buildsys.task.state.change"

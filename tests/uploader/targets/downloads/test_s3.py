@@ -11,10 +11,10 @@ import boto3
 import pytest
 
 from tests.harness.amqp import publish_message
-from uploader.downloads import publish_downloads
-from uploader.downloads.checksum import Entry, parse
-from uploader.downloads.destinations import S3Destination
 from uploader.model import Clients
+from uploader.targets.downloads import publish_downloads
+from uploader.targets.downloads.checksum import Entry, parse
+from uploader.targets.downloads.destinations import S3Destination
 
 from .conftest import BASE_URL, NAME, Recorder, config_for
 

@@ -1,7 +1,7 @@
 """publish_aws against a moto server over HTTP: regions, permissions, messages, request contents.
 
 moto keeps only Name/Description of register_image and ignores ClientTokens, so every contract
-moto cannot hold is asserted on the requests botocore actually sent (tests/uploader/aws/wire.py).
+moto cannot hold is asserted on the requests botocore actually sent (wire.py beside this file).
 """
 
 import base64
@@ -11,11 +11,11 @@ import hashlib
 import pytest
 
 from shared.messages import AwsImagePublishedV1, AwsRegionPublishedV1, UploadFailedV1
-from tests.uploader.aws.conftest import NIGHTLY, make_config, make_image
-from uploader.aws import blocks, naming, publish_aws
-from uploader.aws.clients import ClientFactory
-from uploader.aws.publish import resolve_regions
+from tests.uploader.targets.aws.conftest import NIGHTLY, make_config, make_image
 from uploader.errors import TargetFailed
+from uploader.targets.aws import blocks, naming, publish_aws
+from uploader.targets.aws.clients import ClientFactory
+from uploader.targets.aws.publish import resolve_regions
 
 pytestmark = pytest.mark.slow
 NAME = f"{NIGHTLY}-hvm-gp3"

@@ -18,10 +18,10 @@ from typing import Any
 from shared.config import AwsConfig, Config
 from shared.images import aws_arch
 from shared.messages import AwsImagePublishedV1, AwsRegionPublishedV1, UploadFailedV1
-from uploader.aws import ami, naming, snapshot
-from uploader.aws.clients import ClientFactory, classify, describe_error
 from uploader.errors import BadInput, TargetFailed
 from uploader.model import Clients, Emit, TargetOutcome, VerifiedImage
+from uploader.targets.aws import ami, naming, snapshot
+from uploader.targets.aws.clients import ClientFactory, classify, describe_error
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from tests.uploader.aws.conftest import make_config, make_image
-from tests.uploader.aws.test_publish import NAME, amis
-from uploader.aws import naming, publish_aws
-from uploader.aws.cleanup import cleanup
+from tests.uploader.targets.aws.conftest import make_config, make_image
+from tests.uploader.targets.aws.test_publish import NAME, amis
+from uploader.targets.aws import naming, publish_aws
+from uploader.targets.aws.cleanup import cleanup
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -72,8 +72,9 @@ def test_cli_dry_run_then_real_run(aws, published, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "uploader.aws.cleanup", "--config", str(cfg),
-                               "--older-than", "0", *args], env=env, cwd=REPO_ROOT,
+        return subprocess.run([sys.executable, "-m", "uploader.targets.aws.cleanup",
+                               "--config", str(cfg), "--older-than", "0", *args],
+                              env=env, cwd=REPO_ROOT,
                               capture_output=True, text=True, timeout=60)
 
     dry = cli("--dry-run")
@@ -83,7 +84,7 @@ def test_cli_dry_run_then_real_run(aws, published, tmp_path):
     assert real.returncode == 0, real.stderr
     assert real.stdout.count("removed ami") == 2
     assert amis(aws, "us-east-1") == [] and amis(aws, "eu-west-1") == []
-    bad = subprocess.run([sys.executable, "-m", "uploader.aws.cleanup", "--config",
+    bad = subprocess.run([sys.executable, "-m", "uploader.targets.aws.cleanup", "--config",
                           str(tmp_path / "missing.toml")], env=env, cwd=REPO_ROOT,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "file not found" in bad.stderr

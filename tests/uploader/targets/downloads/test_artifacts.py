@@ -12,8 +12,8 @@ import tarfile
 import pytest
 
 from tests.harness.disk_images import allocated_bytes, data_extents, sha256_file
-from uploader.downloads import publish_downloads
 from uploader.model import Clients
+from uploader.targets.downloads import publish_downloads
 
 from .conftest import NAME, Case, Recorder, config_for
 

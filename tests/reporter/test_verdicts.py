@@ -19,7 +19,7 @@ def _announce(*args: str, conf: pathlib.Path | None = None) -> subprocess.Comple
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if conf is not None:
         env["FEDORA_MESSAGING_CONF"] = str(conf)
-    return subprocess.run([sys.executable, "-m", "reporter.announce", *args],
+    return subprocess.run([sys.executable, "-m", "reporter.verdicts", *args],
                           capture_output=True, text=True, timeout=120, env=env)
 
 

@@ -15,9 +15,9 @@ import pytest
 
 from shared.images import identify
 from tests.harness.disk_images import sha256_file
-from uploader.downloads import publish_downloads
-from uploader.downloads.checksum import parse
 from uploader.model import Clients, VerifiedImage
+from uploader.targets.downloads import publish_downloads
+from uploader.targets.downloads.checksum import parse
 
 from .conftest import BASE_URL, NAME, Case, FakeTools, Recorder, alive, config_for
 
@@ -192,9 +192,9 @@ def test_keyboard_interrupt_kills_children_and_removes_temporary_files(
 
 KILLED_RUN = """
 import pathlib, sys
-from tests.uploader.downloads.conftest import config_for, make_case
+from tests.uploader.targets.downloads.conftest import config_for, make_case
 from tests.harness.disk_images import describe_image
-from uploader.downloads import publish_downloads
+from uploader.targets.downloads import publish_downloads
 from uploader.model import Clients
 case = make_case(describe_image(sys.argv[1]))
 publish_downloads(case.image, config=config_for(sys.argv[2]), clients=Clients(),
@@ -241,7 +241,7 @@ def test_sigkilled_run_leaves_no_partial_file_and_no_orphans(
 def test_a_live_runs_temporary_file_is_left_alone(case, dest, emit):
     """Competing consumers share the directory: a temporary file still locked by its (live)
     writer is not a leftover, however old it looks."""
-    from uploader.downloads.destinations import Staging
+    from uploader.targets.downloads.destinations import Staging
 
     out = dest / "Rawhide" / "nightly"
     out.mkdir(parents=True)

@@ -13,8 +13,8 @@ from uploader.errors import FedimgError
 from uploader.model import TargetHandler
 
 TARGETS: dict[str, str] = {
-    "aws": "uploader.aws:publish_aws",
-    "downloads": "uploader.downloads:publish_downloads",
+    "aws": "uploader.targets.aws:publish_aws",
+    "downloads": "uploader.targets.downloads:publish_downloads",
 }
 
 

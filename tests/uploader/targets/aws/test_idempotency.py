@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from tests.uploader.aws.conftest import make_config, make_image
-from tests.uploader.aws.test_publish import NAME, amis, is_public, uploaded_snapshots
-from uploader.aws import ami, blocks, naming, publish_aws, snapshot
-from uploader.aws.clients import ClientFactory
+from tests.uploader.targets.aws.conftest import make_config, make_image
+from tests.uploader.targets.aws.test_publish import NAME, amis, is_public, uploaded_snapshots
+from uploader.targets.aws import ami, blocks, naming, publish_aws, snapshot
+from uploader.targets.aws.clients import ClientFactory
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -102,7 +102,7 @@ def test_failed_ami_is_deregistered_and_a_new_copy_gets_a_new_token(aws):
 def crash(raw, operation, n):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.uploader.aws.crash_run", str(raw), ",".join(REGIONS),
+        [sys.executable, "-m", "tests.uploader.targets.aws.crash_run", str(raw), ",".join(REGIONS),
          operation, str(n)],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr

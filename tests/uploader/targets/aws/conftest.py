@@ -9,7 +9,7 @@ import pytest
 
 from shared.config import AwsConfig, Config
 from shared.images import identify
-from tests.uploader.aws.wire import WireLog
+from tests.uploader.targets.aws.wire import WireLog
 from uploader.model import Clients, ImageSource, VerifiedImage
 
 NIGHTLY = "Fedora-Cloud-Base-AmazonEC2-Rawhide-20261125.n.0.x86_64"

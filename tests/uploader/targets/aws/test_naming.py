@@ -3,9 +3,9 @@ import re
 import botocore.exceptions
 import pytest
 
-from tests.uploader.aws.conftest import NIGHTLY, make_image
-from uploader.aws import clients, naming
+from tests.uploader.targets.aws.conftest import NIGHTLY, make_image
 from uploader.errors import BadInput, TransientError
+from uploader.targets.aws import clients, naming
 
 AMI_NAME_OK = re.compile(r"^[A-Za-z0-9()\[\] ./'@_-]{3,128}$")
 

@@ -26,10 +26,10 @@ import botocore.exceptions
 
 from shared.cli import add_config_argument, config_or_exit, setup_logging
 from shared.config import AwsConfig
-from uploader.aws import ami, naming
-from uploader.aws.clients import ClientFactory, describe_error
-from uploader.aws.publish import resolve_regions
-from uploader.aws.snapshot import delete_snapshot
+from uploader.targets.aws import ami, naming
+from uploader.targets.aws.clients import ClientFactory, describe_error
+from uploader.targets.aws.publish import resolve_regions
+from uploader.targets.aws.snapshot import delete_snapshot
 
 log = logging.getLogger(__name__)
 NIGHTLY_FILTER = [{"Name": "tag:fedimg:channel", "Values": ["nightly"]}]

@@ -3,6 +3,6 @@
 publish_aws is the TargetHandler (see uploader/model.py); cleanup.py is `fedimg-aws-cleanup`.
 """
 
-from uploader.aws.publish import publish_aws
+from uploader.targets.aws.publish import publish_aws
 
 __all__ = ["publish_aws"]

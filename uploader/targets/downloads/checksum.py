@@ -13,8 +13,6 @@ the PGP armour and rendering writes the plain (unsigned) form.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import os
 import re
 from collections.abc import Iterable
 
@@ -31,12 +29,6 @@ class Entry:
     name: str
     sha256: str
     size: int | None = None
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """sha256 hex of a file, streamed (artifacts are hundreds of MiB)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def parse(text: str) -> dict[str, Entry]:

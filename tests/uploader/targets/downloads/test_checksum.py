@@ -6,8 +6,9 @@ import hashlib
 import pathlib
 import subprocess
 
-from uploader.downloads import checksum
-from uploader.downloads.checksum import Entry
+from shared.files import sha256_file
+from uploader.targets.downloads import checksum
+from uploader.targets.downloads.checksum import Entry
 
 SIGNED = """\
 -----BEGIN PGP SIGNED MESSAGE-----
@@ -75,7 +76,7 @@ def test_rendered_file_verifies_with_real_sha256sum(tmp_path: pathlib.Path):
     for i, name in enumerate(["one.qcow2", "two.raw.tar.xz"]):
         data = bytes(range(256)) * (i + 3)
         (tmp_path / name).write_bytes(data)
-        entries[name] = Entry(name, checksum.sha256_file(tmp_path / name), len(data))
+        entries[name] = Entry(name, sha256_file(tmp_path / name), len(data))
         assert entries[name].sha256 == hashlib.sha256(data).hexdigest()
     (tmp_path / "CHECKSUM").write_text(checksum.render(entries))
     ok = subprocess.run(["sha256sum", "--strict", "-c", "CHECKSUM"], cwd=tmp_path,

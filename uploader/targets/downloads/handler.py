@@ -19,12 +19,13 @@ import time
 from urllib.parse import quote
 
 from shared.config import Config
+from shared.files import sha256_file
 from shared.images import ImageIdentity
 from shared.messages import DownloadPublishedV1, UploadFailedV1
-from uploader.downloads.checksum import CHECKSUM_NAME, Entry, sha256_file
-from uploader.downloads.convert import FORMATS, Result, run_conversions
-from uploader.downloads.destinations import Destination, DestinationError, open_destination
 from uploader.model import Clients, Emit, TargetOutcome, VerifiedImage
+from uploader.targets.downloads.checksum import CHECKSUM_NAME, Entry
+from uploader.targets.downloads.convert import FORMATS, Result, run_conversions
+from uploader.targets.downloads.destinations import Destination, DestinationError, open_destination
 
 log = logging.getLogger(__name__)
 

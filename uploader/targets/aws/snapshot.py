@@ -21,9 +21,9 @@ from typing import Any
 import botocore.exceptions
 
 from shared.config import AwsConfig
-from uploader.aws import blocks, naming
-from uploader.aws.clients import THROTTLING_CODES, ClientFactory, error_code, retry_on_codes
-from uploader.aws.progress import Ticker, UploadProgress
+from uploader.targets.aws import blocks, naming
+from uploader.targets.aws.clients import THROTTLING_CODES, ClientFactory, error_code, retry_on_codes
+from uploader.targets.aws.progress import Ticker, UploadProgress
 
 log = logging.getLogger(__name__)
 

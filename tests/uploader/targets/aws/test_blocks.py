@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.harness.disk_images import data_extents
-from uploader.aws import blocks
+from uploader.targets.aws import blocks
 
 BS = blocks.BLOCK_SIZE
 

@@ -1,6 +1,6 @@
 """Run publish_aws in a child process that SIGKILLs itself after the Nth call of an operation.
 
-    python -m tests.uploader.aws.crash_run RAW_PATH REGION[,REGION...] OPERATION N
+    python -m tests.uploader.targets.aws.crash_run RAW_PATH REGION[,REGION...] OPERATION N
 
 A real SIGKILL: no finally blocks, no atexit, sockets cut mid-flight, exactly what a restarted
 service finds afterwards.
@@ -13,9 +13,9 @@ import sys
 
 import boto3
 
-from tests.uploader.aws.conftest import make_config, make_image
-from uploader.aws import publish_aws
+from tests.uploader.targets.aws.conftest import make_config, make_image
 from uploader.model import Clients
+from uploader.targets.aws import publish_aws
 
 
 def main() -> None:

@@ -25,9 +25,9 @@ import botocore.exceptions
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 
-from shared.files import fsync_path
-from uploader.downloads import checksum
-from uploader.downloads.checksum import CHECKSUM_NAME, Entry
+from shared.files import fsync_path, sha256_file
+from uploader.targets.downloads import checksum
+from uploader.targets.downloads.checksum import CHECKSUM_NAME, Entry
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class DirectoryDestination:
         try:
             if not path.is_file() or path.stat().st_size != entry.size:
                 return False
-            return checksum.sha256_file(path) == entry.sha256
+            return sha256_file(path) == entry.sha256
         except OSError as e:
             log.warning("cannot check %s (%s); producing it again", path, e)
             return False

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from tests.uploader.conftest import REPO_ROOT, config_dict, toml_text
-from uploader.downloads.checksum import parse
+from uploader.targets.downloads.checksum import parse
 
 pytestmark = pytest.mark.slow
 

@@ -4,9 +4,9 @@ import boto3
 import pytest
 
 from tests.harness.amqp import publish_message
-from tests.uploader.aws.conftest import make_config, make_image
-from uploader.aws import publish_aws
+from tests.uploader.targets.aws.conftest import make_config, make_image
 from uploader.model import Clients
+from uploader.targets.aws import publish_aws
 
 pytestmark = pytest.mark.slow
 

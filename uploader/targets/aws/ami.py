@@ -18,10 +18,10 @@ from botocore.parsers import ResponseParserError
 
 from shared.config import AwsConfig
 from shared.images import aws_arch
-from uploader.aws import naming
-from uploader.aws.clients import ClientFactory, describe_error, error_code
 from uploader.errors import TargetFailed
 from uploader.model import ImageSource
+from uploader.targets.aws import naming
+from uploader.targets.aws.clients import ClientFactory, describe_error, error_code
 
 log = logging.getLogger(__name__)
 
