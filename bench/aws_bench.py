@@ -76,8 +76,8 @@ def child(mode: str, raw: str, workers: int) -> None:
     import botocore.config
 
     from shared.config import AwsConfig
+    from uploader.aws_clients import ClientFactory
     from uploader.targets.aws import naming
-    from uploader.targets.aws.clients import ClientFactory
     from uploader.targets.aws.snapshot import upload
 
     session = boto3.Session(region_name="us-east-1")

@@ -80,6 +80,7 @@ def test_example_config_in_deploy_is_valid_and_documents_every_key():
         "koji": config.KojiConfig, "uploader": config.UploaderConfig,
         "compose": config.ComposeConfig, "aws": config.AwsConfig,
         "downloads": config.DownloadsConfig, "reporter": config.ReporterConfig,
+        "bus": config.BusConfig,
     }
     for name, cls in sections.items():
         documented = set(raw[name])
@@ -169,6 +170,7 @@ def test_readme_documents_every_config_key():
         "koji": config.KojiConfig, "uploader": config.UploaderConfig,
         "compose": config.ComposeConfig, "aws": config.AwsConfig,
         "downloads": config.DownloadsConfig, "reporter": config.ReporterConfig,
+        "bus": config.BusConfig,
     }
     for name, cls in sections.items():
         for field in dataclasses.fields(cls):
