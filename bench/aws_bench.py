@@ -1,6 +1,6 @@
 """AWS upload benchmark: EBS direct snapshot upload vs boto3's S3 managed upload, and fan-out.
 
-    /work/main/.venv/bin/python bench/aws_bench.py [--size-gib 2] [--data-mib 256] \
+    .venv/bin/python bench/aws_bench.py [--size-gib 2] [--data-mib 256] \
         [--workers 16] [--regions 8] [--delay 3] [--endpoint URL]
 
 Not a test: run by hand, figures go into README "## Benchmarks".

@@ -1,17 +1,18 @@
 """The uploader service: `fedora-messaging consume --callback=uploader.consumer:Uploader`.
 
 fedora-messaging instantiates `Uploader` once per process and calls it per message in a worker
-thread. Outcomes map to broker semantics:
+thread. Outcomes map to broker semantics; for a failure the error's class decides
+(shared.errors.broker_exception), so this module never works it out itself:
 
 - success, or nothing wanted in a valid message whose images are all done -> ack;
-- a failure is Dropped or Nacked as its class says (shared.errors.broker_exception):
 - unwanted (other topics, states, methods, owners, formats) or malformed -> Drop, one log line;
 - transient (Koji down, HTTP 5xx, timeouts) -> wait, then Nack (requeue), bounded: RabbitMQ
   quorum queues count deliveries in the `x-delivery-count` header; once a message has been
   delivered `uploader.max_deliveries` times it is dropped with an error line and failure
   messages for its images. The broker enforces the same bound with `x-delivery-limit` (see
   deploy/fedora-messaging/), so even a consumer killed mid-message cannot loop forever. No state
-  is kept here: the count travels with the message.
+  is kept here: the count travels with the message. Messages are published on the bus with
+  shared.bus (broker-confirmed within `bus.publish_timeout`).
 - anything unexpected is logged with its traceback and treated as transient (bounded), so a
   bug never stops the service and never loses a message silently.
 

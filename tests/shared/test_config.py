@@ -4,7 +4,8 @@ import textwrap
 
 import pytest
 
-from shared.config import ConfigError, load_config, parse_config, resolve_path
+from shared.config import load_config, parse_config, resolve_path
+from shared.errors import ConfigError
 
 GOOD = textwrap.dedent(
     """

@@ -25,7 +25,7 @@ def fedimg_build(*argv, fm_conf) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_weekly_build_done_when(make_config, koji_hub_tls, amqp_config, bus):
-    """Issue 6: one buildImageOz with release weekly.20261125 and the configured request, the
+    """One buildImageOz with release weekly.20261125 and the configured request, the
     build-started event on RabbitMQ, and nothing at all on the second run."""
     cfg = make_config([WEEKLY])
     first = fedimg_build("--config", cfg, "--date", "2026-11-25", WEEKLY["name"],

@@ -25,7 +25,7 @@ from uploader.targets.aws import naming
 
 log = logging.getLogger(__name__)
 
-ROOT_DEVICE = "/dev/sda1"  # what Fedora's own AMIs use (and design.md)
+ROOT_DEVICE = "/dev/sda1"  # what Fedora's own AMIs use
 IMAGE_POLL = 15  # seconds between image_available polls
 DEAD_STATES = frozenset({"failed", "error", "invalid", "deregistered"})
 
