@@ -1,6 +1,6 @@
 """AWS upload benchmark: EBS direct snapshot upload vs boto3's S3 managed upload, and fan-out.
 
-    /work/main/.venv/bin/python bench/aws_bench.py [--size-gib 2] [--data-mib 256] \
+    .venv/bin/python bench/aws_bench.py [--size-gib 2] [--data-mib 256] \
         [--workers 16] [--regions 8] [--delay 3] [--endpoint URL]
 
 Not a test: run by hand, figures go into README "## Benchmarks".
@@ -76,8 +76,8 @@ def child(mode: str, raw: str, workers: int) -> None:
     import botocore.config
 
     from shared.config import AwsConfig
+    from uploader.aws_clients import ClientFactory
     from uploader.targets.aws import naming
-    from uploader.targets.aws.clients import ClientFactory
     from uploader.targets.aws.snapshot import upload
 
     session = boto3.Session(region_name="us-east-1")

@@ -6,9 +6,9 @@ import argparse
 import logging
 import sys
 
-from reporter.history import HistoryError
-from reporter.run import RunError, run, since_epoch
+from reporter.run import run, since_epoch
 from shared.cli import add_config_argument, config_or_exit, setup_logging
+from shared.errors import HistoryError, RunError
 
 log = logging.getLogger("fedimg-report")
 

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.errors import Unreadable
 from shared.images import CHANNELS, Hint, compose_version, identify, normalize_arch
 from shared.messages import MESSAGES
 
@@ -38,10 +39,6 @@ _CONTAINER_SUBVARIANTS = {
     "fedora-toolbox": "Container_Toolbox",
 }
 _CLOUD_OF_KIND = {"aws": "AmazonEC2", "azure": "Azure", "gcp": "GCE"}
-
-
-class Unreadable(ValueError):
-    """A row that cannot be understood (the message says why, in one line)."""
 
 
 @dataclass(frozen=True)

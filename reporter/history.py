@@ -34,15 +34,13 @@ from typing import Any
 import cachetools
 import requests
 
+from shared.errors import HistoryError
+
 log = logging.getLogger(__name__)
 
 CATEGORIES = ("fedimg", "fedora_image_uploader")
 ROWS_PER_PAGE = 100  # datagrepper's maximum
 DAY = 86400.0
-
-
-class HistoryError(Exception):
-    """History could not be read completely; the run must fail and publish nothing."""
 
 
 class _Retryable(Exception):

@@ -21,14 +21,11 @@ from reporter.atomic_dir import publish
 from reporter.fold import FoldState, fold_onto, image_records, state_from_json, state_to_json
 from reporter.history import History
 from shared.config import ReporterConfig
+from shared.errors import RunError
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
-
-
-class RunError(Exception):
-    """The run cannot produce a report (bad option, unreadable history); DIR is untouched."""
 
 
 @dataclass

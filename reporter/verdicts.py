@@ -21,13 +21,14 @@ import os
 import sys
 from typing import Any
 
+from shared import bus
+from shared.errors import PublishFailed
 from shared.images import CHANNELS, Hint, identify
 from shared.messages import ImagePromotedV1, QeResultV1
 from shared.messages.base import FedimgMessage
 
 EXIT_BAD_INPUT = 2
 EXIT_NOT_PUBLISHED = 1
-PUBLISH_TIMEOUT = 30  # seconds for the broker to confirm
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--agent", default=_default_agent(), help="who announces (default: you)")
         p.add_argument("--note", help="free text shown with the image")
         p.add_argument("--dry-run", action="store_true", help="print the message, send nothing")
-        p.add_argument("--timeout", type=int, default=PUBLISH_TIMEOUT,
-                       help=f"seconds to wait for the broker (default {PUBLISH_TIMEOUT})")
+        p.add_argument("--timeout", type=int, default=bus.DEFAULT_TIMEOUT,
+                       help="seconds to wait for the broker (default: the default of the "
+                            f"bus.publish_timeout config key, {bus.DEFAULT_TIMEOUT})")
         if name == "qe":
             p.add_argument("--result", required=True,
                            choices=["passed", "failed", "needs_inspection"])
@@ -100,13 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(json.dumps({"topic": msg.topic, "body": msg.body}, indent=1))
         return 0
-    from fedora_messaging import api
-    from fedora_messaging import exceptions as fm_exc
-
     try:
-        api.publish(msg, timeout=args.timeout)
-    except (fm_exc.BaseException, OSError) as e:
-        print(f"error: not published: {type(e).__name__}: {e}", file=sys.stderr)
+        bus.publish(msg, timeout=args.timeout)
+    except PublishFailed as e:
+        print(f"error: not published: {e}", file=sys.stderr)
         return EXIT_NOT_PUBLISHED
     print(f"published {msg.id}: {msg.summary}")
     return 0

@@ -6,7 +6,8 @@ import argparse
 import logging
 import sys
 
-from shared.config import EXIT_CONFIG_ERROR, Config, ConfigError, load_config
+from shared.config import EXIT_CONFIG_ERROR, Config, load_config
+from shared.errors import ConfigError
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:

@@ -15,20 +15,11 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
+from shared.errors import ConfigError
+
 DEFAULT_PATH = "/etc/fedimg/fedimg.toml"
 ENV_VAR = "FEDIMG_CONFIG"
 EXIT_CONFIG_ERROR = 2
-
-
-class ConfigError(Exception):
-    """A config file that cannot be used; str() is the one line shown to the user."""
-
-    def __init__(self, path: str | os.PathLike, key: str | None, problem: str):
-        self.path = str(path)
-        self.key = key
-        self.problem = problem
-        where = f"{self.path}: {key}" if key else self.path
-        super().__init__(f"{where}: {problem}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +128,11 @@ class JobConfig:
 @dataclasses.dataclass(frozen=True)
 class TriggerConfig:
     jobs: list[JobConfig] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class BusConfig:
+    # seconds any fedimg command waits for the broker to confirm a message it publishes
     publish_timeout: int = 30
 
 
@@ -150,6 +146,7 @@ class Config:
     downloads: DownloadsConfig = dataclasses.field(default_factory=DownloadsConfig)
     reporter: ReporterConfig = dataclasses.field(default_factory=ReporterConfig)
     trigger: TriggerConfig = dataclasses.field(default_factory=TriggerConfig)
+    bus: BusConfig = dataclasses.field(default_factory=BusConfig)
 
     def job(self, name: str) -> JobConfig:
         for job in self.trigger.jobs:

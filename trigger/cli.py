@@ -17,10 +17,18 @@ from typing import Any
 import koji
 
 from shared.cli import add_config_argument, config_or_exit, setup_logging
-from shared.config import EXIT_CONFIG_ERROR, Config, ConfigError, JobConfig
+from shared.config import EXIT_CONFIG_ERROR, Config, JobConfig
+from shared.errors import (
+    ConfigError,
+    HubUnreachable,
+    JobError,
+    PermissionMissing,
+    PublishFailed,
+    TriggerError,
+)
 from trigger import koji_builds, started_event
-from trigger.koji_login import NETWORK_ERRORS, HubUnreachable, TriggerError, login, short
-from trigger.plan import BuildRequest, JobError, Overrides, plan, uses_respin
+from trigger.koji_login import NETWORK_ERRORS, login, short
+from trigger.plan import BuildRequest, Overrides, plan, uses_respin
 
 log = logging.getLogger("fedimg.trigger")
 
@@ -114,8 +122,8 @@ def run_job(session: koji.ClientSession, user: dict[str, Any], cfg: Config, job:
     if args.no_messages:
         return True
     try:
-        started_event.publish(request, task_id, cfg.koji.hub, cfg.trigger.publish_timeout)
-    except started_event.PublishFailed as exc:
+        started_event.publish(request, task_id, cfg.koji.hub, cfg.bus.publish_timeout)
+    except PublishFailed as exc:
         print(f"error: {request.job}: task {task_id} was started but the build-started message "
               f"could not be published: {exc}", file=sys.stderr)
         return False
@@ -158,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 ok = run_job(session, user, cfg, job, request, overrides, args) and ok
             except koji.ActionNotAllowed as exc:  # a read call refused: same story as a build
-                raise koji_builds.PermissionMissing(short(exc)) from None
+                raise PermissionMissing(short(exc)) from None
             except NETWORK_ERRORS as exc:
                 raise HubUnreachable(
                     f"Koji hub {cfg.koji.hub} stopped answering (job {job.name}, after "

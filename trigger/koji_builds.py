@@ -17,7 +17,7 @@ from typing import Any
 import koji
 
 from shared.config import JobConfig
-from trigger.koji_login import PermissionMissing
+from shared.errors import PermissionMissing
 from trigger.plan import BuildRequest, Overrides, plan, respin_of, uses_respin
 
 LIVE_TASK_STATES = [koji.TASK_STATES[s] for s in ("FREE", "OPEN", "ASSIGNED", "CLOSED")]

@@ -17,23 +17,7 @@ import koji
 import requests
 
 from shared.config import KojiConfig
-
-
-class TriggerError(Exception):
-    """A failure that ends the run with one line (str()) and a non-zero exit."""
-
-
-class HubUnreachable(TriggerError):
-    pass
-
-
-class LoginFailed(TriggerError):
-    pass
-
-
-class PermissionMissing(TriggerError):
-    pass
-
+from shared.errors import HubUnreachable, LoginFailed
 
 # What a dead, refusing or overloaded hub raises through koji.ClientSession.
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (

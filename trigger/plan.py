@@ -21,6 +21,7 @@ from typing import Any, Literal
 import koji
 
 from shared.config import JobConfig
+from shared.errors import JobError
 
 # Respin counters are parsed back from releases Koji already has; this is the shape they take.
 _RESPIN_RELEASE = {
@@ -29,10 +30,6 @@ _RESPIN_RELEASE = {
 }
 
 Channel = Literal["nightly", "weekly", "candidate"]
-
-
-class JobError(Exception):
-    """A job that cannot be turned into a Koji request (str() is the one line shown)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fedora_messaging import api
-from fedora_messaging import exceptions as fm_exceptions
-
+from shared import bus
 from shared.messages import BuildStartedV1
 from trigger.plan import BuildRequest
 
@@ -36,19 +34,9 @@ def body(request: BuildRequest, task_id: int, hub: str) -> dict[str, Any]:
     }
 
 
-class PublishFailed(Exception):
-    pass
-
-
-def publish(request: BuildRequest, task_id: int, hub: str, timeout: int) -> BuildStartedV1:
-    """Validate and publish, waiting at most `timeout` seconds for the broker's confirmation
-    (fedora-messaging reconnects to a dead broker forever otherwise); any failure becomes
-    PublishFailed with one line."""
+def publish(request: BuildRequest, task_id: int, hub: str, timeout: float) -> BuildStartedV1:
+    """Publish the event for `task_id`, broker-confirmed within `timeout` seconds; any failure
+    raises shared.errors.PublishFailed with one line."""
     message = BuildStartedV1.from_body(body(request, task_id, hub))
-    try:
-        message.validate()
-        api.publish(message, timeout=timeout)
-    except (fm_exceptions.BaseException, OSError) as exc:
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        raise PublishFailed(f"{type(exc).__name__}: {text}") from None
+    bus.publish(message, timeout=timeout)
     return message

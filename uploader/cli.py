@@ -8,13 +8,14 @@ import logging
 import sys
 import threading
 
+from shared import bus
 from shared.cli import add_config_argument, config_or_exit, setup_logging
+from shared.errors import FedimgError, PublishFailed, TargetUnavailable
 from shared.messages import FedimgMessage
-from uploader.errors import FedimgError
 from uploader.intake.route import Request, find_images
 from uploader.model import ImageSource
 from uploader.pipeline import make_clients, process_images
-from uploader.targets import TargetUnavailable, get_handlers
+from uploader.targets import get_handlers
 
 log = logging.getLogger("fedimg-upload")
 
@@ -57,8 +58,9 @@ def _request(args: argparse.Namespace) -> Request:
 class _Emitter:
     """Publishes through fedora-messaging (FEDORA_MESSAGING_CONF) or only logs; counts failures."""
 
-    def __init__(self, publish: bool) -> None:
+    def __init__(self, publish: bool, timeout: float) -> None:
         self.publish = publish
+        self.timeout = timeout
         self.failed = 0
         self._lock = threading.Lock()  # targets publish from their own threads
 
@@ -66,12 +68,9 @@ class _Emitter:
         if not self.publish:
             log.info("not published (--no-messages): %s", message.summary)
             return
-        from fedora_messaging import api
-        from fedora_messaging.exceptions import BaseException as FmError
-
         try:
-            api.publish(message, timeout=30)
-        except (FmError, OSError) as exc:
+            bus.publish(message, timeout=self.timeout)
+        except PublishFailed as exc:
             with self._lock:
                 self.failed += 1
             log.error("could not publish %s: %s", message.topic, exc)
@@ -111,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if not sources:
         print(f"fedimg-upload: {request}: no wanted images", file=sys.stderr)
         return EXIT_FAILED
-    emit = _Emitter(publish=not args.no_messages)
+    emit = _Emitter(publish=not args.no_messages, timeout=config.bus.publish_timeout)
     reports = process_images(sources, config=config, clients=clients, emit=emit,
                              handlers=handlers)
     for report in reports:

@@ -1,7 +1,8 @@
 """The uploader service: `fedora-messaging consume --callback=uploader.consumer:Uploader`.
 
 fedora-messaging instantiates `Uploader` once per process and calls it per message in a worker
-thread. Outcomes map to broker semantics:
+thread. Outcomes map to broker semantics; for a failure the error's class decides
+(shared.errors.broker_exception), so this module never works it out itself:
 
 - success, or nothing wanted in a valid message whose images are all done -> ack;
 - unwanted (other topics, states, methods, owners, formats) or malformed -> Drop, one log line;
@@ -10,7 +11,8 @@ thread. Outcomes map to broker semantics:
   delivered `uploader.max_deliveries` times it is dropped with an error line and failure
   messages for its images. The broker enforces the same bound with `x-delivery-limit` (see
   deploy/fedora-messaging/), so even a consumer killed mid-message cannot loop forever. No state
-  is kept here: the count travels with the message.
+  is kept here: the count travels with the message. Messages are published on the bus with
+  shared.bus (broker-confirmed within `bus.publish_timeout`).
 - anything unexpected is logged with its traceback and treated as transient (bounded), so a
   bug never stops the service and never loses a message silently.
 
@@ -28,14 +30,15 @@ import time
 from typing import Any
 
 import crochet
-from fedora_messaging import api
 from fedora_messaging import config as fm_config
 from fedora_messaging.exceptions import Drop, Nack
 
-from shared.config import Config, ConfigError, load_config
+from shared import bus
+from shared.config import Config, load_config
+from shared.errors import ConfigError, FedimgError, broker_exception, one_line
 from shared.messages import FedimgMessage
-from uploader.errors import FedimgError, Unwanted
 from uploader.intake.route import find_images, request_from_message
+from uploader.model import Emit
 from uploader.pipeline import make_clients, process_images
 from uploader.targets import TARGETS, get_handlers
 
@@ -43,7 +46,6 @@ log = logging.getLogger(__name__)
 
 DELIVERY_COUNT_HEADER = "x-delivery-count"
 MAX_RETRY_DELAY = 300
-PUBLISH_TIMEOUT = 30
 
 
 def consumer_targets(config: Config, consumer_config: dict[str, Any]) -> list[str]:
@@ -66,35 +68,35 @@ def delivery_attempt(message: Any) -> int:
     return int(count) + 1 if isinstance(count, int) and count >= 0 else 1
 
 
-def publish(message: FedimgMessage) -> None:
-    """Emit for the service: publish on the bus, broker-confirmed."""
-    api.publish(message, timeout=PUBLISH_TIMEOUT)
-
-
 class Uploader:
     """fedora-messaging callback class (see the module docstring)."""
 
-    def __init__(self, config: Config | None = None, emit=publish) -> None:  # noqa: ANN001
+    def __init__(self, config: Config | None = None, emit: Emit | None = None) -> None:
+        """`emit` defaults to publishing on the bus (bus.publish_timeout); tests pass their own."""
         consumer_config = dict(fm_config.conf.get("consumer_config") or {})
         try:
             self.config = config or load_config(consumer_config.get("fedimg_config"))
             self.targets = consumer_targets(self.config, consumer_config)
             self.handlers = get_handlers(self.targets)
-        except (ConfigError, FedimgError) as exc:
+        except FedimgError as exc:
             log.error("uploader cannot start: %s", exc)
             raise
         self.clients = make_clients(self.config, self.targets)
-        if emit is publish:
+        if emit is None:
             # `fedora-messaging consume` runs the Twisted reactor itself; without this, the first
             # api.publish from a callback thread makes crochet start another one, which fails
             # (a ReactorAlreadyRunning traceback per process) before falling back to the real one
             crochet.no_setup()
+            emit = self._publish
         self.emit = emit
         self.max_deliveries = max(1, self.config.uploader.max_deliveries)
         self.retry_delay = max(0, self.config.uploader.retry_delay)
         log.info("uploader ready: targets %s, Koji %s, composes %s",
                  ", ".join(self.targets) or "none", self.config.koji.hub,
                  self.config.compose.base_url)
+
+    def _publish(self, message: FedimgMessage) -> None:
+        bus.publish(message, timeout=self.config.bus.publish_timeout)
 
     def __call__(self, message: Any) -> None:
         attempt = delivery_attempt(message)
@@ -104,7 +106,7 @@ class Uploader:
             raise
         except Exception as exc:
             log.exception("message %s (%s): unexpected error", message.id, message.topic)
-            self._retry_or_give_up(message, attempt, f"{exc.__class__.__name__}: {exc}")
+            self._fail(message, attempt, exc)
 
     def _handle(self, message: Any, attempt: int) -> None:
         last = attempt >= self.max_deliveries
@@ -112,14 +114,8 @@ class Uploader:
             request = request_from_message(message.topic, message.body,
                                            owners=self.config.koji.owners)
             sources = find_images(request, config=self.config, clients=self.clients)
-        except Unwanted as exc:
-            log.info("ignoring message %s (%s): %s", message.id, message.topic, exc)
-            raise Drop() from exc
         except FedimgError as exc:
-            if exc.retryable:
-                self._retry_or_give_up(message, attempt, str(exc))
-            log.warning("dropping message %s (%s): %s", message.id, message.topic, exc)
-            raise Drop() from exc
+            self._fail(message, attempt, exc)
         if not sources:
             log.info("message %s: %s has no wanted images", message.id, request)
             return
@@ -135,6 +131,17 @@ class Uploader:
             self._retry_or_give_up(
                 message, attempt,
                 "; ".join(str(e) for r in retry for e in r.errors if e.retryable))
+
+    def _fail(self, message: Any, attempt: int, exc: Exception) -> None:
+        """Drop or Nack (bounded) as the error's class says; always raises."""
+        outcome = broker_exception(exc)
+        if isinstance(outcome, Nack):
+            self._retry_or_give_up(message, attempt, one_line(exc))
+        if getattr(exc, "quiet", False):
+            log.info("ignoring message %s (%s): %s", message.id, message.topic, exc)
+        else:
+            log.warning("dropping message %s (%s): %s", message.id, message.topic, exc)
+        raise outcome from exc
 
     def _retry_or_give_up(self, message: Any, attempt: int, reason: str) -> None:
         if attempt >= self.max_deliveries:

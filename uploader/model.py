@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from shared.config import Config
 from shared.images import ImageIdentity
 from shared.messages import FedimgMessage
+from shared.source import Source
 
 AGENT = "fedimg"
 
@@ -44,12 +45,14 @@ class ImageSource:
     targets: tuple[str, ...] = ()
 
     @property
+    def origin(self) -> Source:
+        """The source these ids name (precedence, label, AWS tag, message fields)."""
+        return Source(compose_id=self.compose_id, koji_build_id=self.koji_build_id,
+                      koji_task_id=self.koji_task_id)
+
+    @property
     def source_label(self) -> str:
-        if self.compose_id:
-            return f"compose {self.compose_id}"
-        if self.koji_build_id is not None:
-            return f"Koji build {self.koji_build_id}"
-        return f"Koji task {self.koji_task_id}"
+        return self.origin.label
 
     def body(self, **extra: Any) -> dict[str, Any]:
         """Identity + source fields every message about this image carries."""
@@ -60,9 +63,7 @@ class ImageSource:
             "subvariant": ident.subvariant,
             "arch": ident.arch,
             "channel": ident.channel,
-            "compose_id": self.compose_id,
-            "koji_task_id": self.koji_task_id,
-            "koji_build_id": self.koji_build_id,
+            **self.origin.fields(),
             "agent": AGENT,
             **extra,
         }

@@ -18,9 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from shared.config import Config
+from shared.errors import FedimgError, TargetFailed, as_error
 from shared.koji import anonymous_session
-from shared.messages import ImageAcceptedV1, UploadFailedV1
-from uploader.errors import FedimgError, TargetFailed
+from shared.messages import ImageAcceptedV1
+from uploader.failures import announce_failure
 from uploader.intake.fetch import fetched
 from uploader.model import Clients, Emit, ImageSource, TargetHandler, TargetOutcome
 
@@ -75,14 +76,6 @@ class ImageReport:
         return f"{name}: accepted; " + ("; ".join(parts) or "no targets")
 
 
-def _announce(source: ImageSource, target: str, destination: str, error: FedimgError,
-              emit: Emit) -> None:
-    emit(UploadFailedV1.from_body(source.body(
-        target=target, destination=destination, error_kind=error.kind, error=str(error),
-        retryable=error.retryable,
-    )))
-
-
 def process_image(
     source: ImageSource,
     *,
@@ -119,7 +112,8 @@ def process_image(
         log.error("%s from %s: %s", source.filename, source.source_label, exc)
         report.errors.append(exc)
         if not report.accepted and (announce_retryable or not exc.retryable):
-            _announce(source, "intake", source.filename, exc, emit)
+            announce_failure(emit, source, target="intake", destination=source.filename,
+                             error=exc)
     return report
 
 
@@ -135,13 +129,14 @@ def _run_target(name: str, handler: TargetHandler, image, report: ImageReport, *
         log.error("target %s failed for %s: %s", name, image.identity.name, exc)
         report.errors.append(exc)
         if announce_retryable or not exc.retryable:
-            _announce(image.source, name, name, exc, emit)
+            announce_failure(emit, image.source, target=name, destination=name, error=exc)
         return
     except Exception as exc:  # a bug in a handler must not take the service down
         log.exception("target %s crashed for %s", name, image.identity.name)
-        err = FedimgError(f"target {name} crashed: {exc.__class__.__name__}: {exc}")
+        err = as_error(exc)
         report.errors.append(err)
-        _announce(image.source, name, name, err, emit)
+        announce_failure(emit, image.source, target=name, destination=name, error=err,
+                         context=f"target {name} crashed")
         return
     report.outcomes.append(outcome)
     log.info("target %s for %s: %d published, %d failed", name, image.identity.name,

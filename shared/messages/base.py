@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from fedora_messaging import message
 
 from shared.images import CHANNELS as IMAGE_CHANNELS
+from shared.source import Source
 
 SCHEMA_URL = "http://json-schema.org/draft-07/schema#"
 SCHEMA_ID_BASE = "https://pagure.io/fedimg/schemas/"
@@ -30,7 +31,8 @@ IDENTITY_PROPERTIES: dict[str, Any] = {
 }
 IDENTITY_REQUIRED = list(IDENTITY_PROPERTIES)
 
-# Where the image came from: exactly the identifiers the uploader trusted, nothing else.
+# Where the image came from: exactly the identifiers the uploader trusted, nothing else
+# (shared.source.Source writes them, and says which one counts).
 SOURCE_PROPERTIES: dict[str, Any] = {
     "compose_id": {"type": ["string", "null"]},
     "koji_task_id": {"type": ["integer", "null"]},
@@ -58,17 +60,6 @@ def object_schema(
         "properties": properties,
         "required": required,
     }
-
-
-def describe_source(body: dict[str, Any]) -> str:
-    """'Koji task 123' / 'Koji build 45' / 'compose Fedora-41-20240911.0' for summaries."""
-    if body.get("compose_id"):
-        return f"compose {body['compose_id']}"
-    if body.get("koji_build_id") is not None:
-        return f"Koji build {body['koji_build_id']}"
-    if body.get("koji_task_id") is not None:
-        return f"Koji task {body['koji_task_id']}"
-    return "an unknown source"
 
 
 class FedimgMessage(message.Message):
@@ -105,6 +96,11 @@ class FedimgMessage(message.Message):
     def usernames(self) -> list[str]:
         agent = self.agent_name
         return [agent] if agent else []
+
+    @property
+    def origin(self) -> Source:
+        """Where the image this message is about came from."""
+        return Source.from_body(self.body)
 
     @property
     def image_label(self) -> str:

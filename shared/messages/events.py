@@ -15,7 +15,6 @@ from shared.messages.base import (
     SOURCE_PROPERTIES,
     SOURCE_REQUIRED,
     FedimgMessage,
-    describe_source,
     object_schema,
 )
 
@@ -128,7 +127,7 @@ class ImageAcceptedV1(FedimgMessage):
     def summary(self) -> str:
         targets = ", ".join(self.body["targets"]) or "no target"
         return (
-            f"fedimg accepted {self.image_label} from {describe_source(self.body)} "
+            f"fedimg accepted {self.image_label} from {self.origin.label} "
             f"for {targets}"
         )
 

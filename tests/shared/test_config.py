@@ -4,7 +4,8 @@ import textwrap
 
 import pytest
 
-from shared.config import ConfigError, load_config, parse_config, resolve_path
+from shared.config import load_config, parse_config, resolve_path
+from shared.errors import ConfigError
 
 GOOD = textwrap.dedent(
     """
@@ -80,6 +81,7 @@ def test_example_config_in_deploy_is_valid_and_documents_every_key():
         "koji": config.KojiConfig, "uploader": config.UploaderConfig,
         "compose": config.ComposeConfig, "aws": config.AwsConfig,
         "downloads": config.DownloadsConfig, "reporter": config.ReporterConfig,
+        "bus": config.BusConfig,
     }
     for name, cls in sections.items():
         documented = set(raw[name])
@@ -169,6 +171,7 @@ def test_readme_documents_every_config_key():
         "koji": config.KojiConfig, "uploader": config.UploaderConfig,
         "compose": config.ComposeConfig, "aws": config.AwsConfig,
         "downloads": config.DownloadsConfig, "reporter": config.ReporterConfig,
+        "bus": config.BusConfig,
     }
     for name, cls in sections.items():
         for field in dataclasses.fields(cls):

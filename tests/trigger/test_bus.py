@@ -25,7 +25,7 @@ def fedimg_build(*argv, fm_conf) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_weekly_build_done_when(make_config, koji_hub_tls, amqp_config, bus):
-    """Issue 6: one buildImageOz with release weekly.20261125 and the configured request, the
+    """One buildImageOz with release weekly.20261125 and the configured request, the
     build-started event on RabbitMQ, and nothing at all on the second run."""
     cfg = make_config([WEEKLY])
     first = fedimg_build("--config", cfg, "--date", "2026-11-25", WEEKLY["name"],
@@ -82,7 +82,7 @@ def test_broker_down_after_start_is_reported_and_not_repeated(make_config, koji_
         exchange=amqp_exchange,
         amqp_url=f"amqp://guest:guest@127.0.0.1:{port}/%2F?connection_attempts=1&retry_delay=1"))
     cfg = make_config([WEEKLY])
-    cfg.write_text(cfg.read_text() + "\n[trigger]\npublish_timeout = 3\n")
+    cfg.write_text(cfg.read_text() + "\n[bus]\npublish_timeout = 3\n")
     result = fedimg_build("--config", cfg, "--date", "2026-11-25", fm_conf=dead)
     assert result.returncode == 1
     (task_id,) = [t for t, row in koji_hub_tls.tasks.items() if row["method"] == "image"]

@@ -7,10 +7,11 @@ import datetime
 import pytest
 
 from shared.config import parse_config
+from shared.errors import JobError
 from shared.images import channel_from, identify
 from tests.trigger.conftest import LIVEMEDIA, MANUAL, NIGHTLY, WEEKLY
 from trigger.koji_builds import search_from
-from trigger.plan import JobError, Overrides, plan, respin_of
+from trigger.plan import Overrides, plan, respin_of
 
 DAY = datetime.date(2026, 11, 25)
 

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from shared.errors import TargetUnavailable
 from tests.harness.disk_images import sha256_file
 from tests.uploader.conftest import (
     COMPOSE_43,
@@ -19,7 +20,7 @@ from tests.uploader.conftest import (
     toml_text,
 )
 from uploader import targets as target_registry
-from uploader.targets import TargetUnavailable, get_handler
+from uploader.targets import get_handler
 
 NAME = "Fedora-Cloud-Base-Rawhide-20261125.n.0"
 KEYS = {"name", "arch", "release", "subvariant", "channel", "source_url", "sha256", "size",

@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
+from shared.errors import BadInput, TransientError, VerificationFailed
 from tests.harness.disk_images import allocated_bytes, data_extents, sha256_file
 from tests.harness.koji_hub import KojiHub
-from uploader.errors import BadInput, TransientError, VerificationFailed
 from uploader.intake import build_images, fetched, task_images
 
 NAME = "Fedora-Cloud-Base-Rawhide-20261125.n.0"

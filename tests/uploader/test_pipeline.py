@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from uploader.errors import TargetFailed, TransientError
+from shared.errors import TargetFailed, TransientError
 from uploader.intake import build_images
 from uploader.model import TargetOutcome
 from uploader.pipeline import process_images

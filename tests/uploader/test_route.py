@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from uploader.errors import BadInput, Unwanted
+from shared.errors import BadInput, Unwanted
 from uploader.intake.route import Request, request_from_message
 
 PREFIX = "org.fedoraproject.prod."

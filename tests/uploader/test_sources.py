@@ -8,9 +8,9 @@ import logging
 import koji
 import pytest
 
+from shared.errors import BadInput, TransientError, Unwanted
 from tests.harness.koji_hub import TASK_STATES, sha256_file
 from tests.uploader.conftest import COMPOSE_43, COMPOSE_RAWHIDE, compose_sample, serve_compose
-from uploader.errors import BadInput, TransientError, Unwanted
 from uploader.intake import build_images, compose_images, task_images
 from uploader.intake.compose import compose_dirs
 

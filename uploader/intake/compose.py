@@ -25,8 +25,8 @@ import string
 import productmd.images
 
 from shared.config import Config
+from shared.errors import BadInput
 from shared.images import Hint
-from uploader.errors import BadInput
 from uploader.intake.fetch import get_small
 from uploader.intake.wanted import safe_filename, wanted_identity
 from uploader.model import Clients, ImageSource

@@ -36,7 +36,7 @@ from pathlib import Path
 import requests
 
 from shared.config import Config
-from uploader.errors import BadInput, TransientError, VerificationFailed
+from shared.errors import BadInput, TransientError, VerificationFailed
 from uploader.intake.wanted import safe_filename
 from uploader.model import Clients, ImageSource, VerifiedImage
 

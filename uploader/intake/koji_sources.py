@@ -22,9 +22,9 @@ import koji
 import requests
 
 from shared.config import Config
+from shared.errors import BadInput, TransientError, Unwanted
 from shared.images import Hint
 from shared.koji import build_image_url, task_file_url
-from uploader.errors import BadInput, TransientError, Unwanted
 from uploader.intake.wanted import IMAGE_METHODS, image_type_of, safe_filename, wanted_identity
 from uploader.model import ImageSource
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import koji
 
 from shared.config import Config
-from uploader.errors import BadInput, Unwanted
+from shared.errors import BadInput, Unwanted
 from uploader.intake.compose import compose_images, valid_compose_id
 from uploader.intake.koji_sources import build_images, task_images
 from uploader.intake.wanted import IMAGE_METHODS

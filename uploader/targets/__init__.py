@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import importlib
 
-from uploader.errors import FedimgError
+from shared.errors import TargetUnavailable
 from uploader.model import TargetHandler
 
 TARGETS: dict[str, str] = {
     "aws": "uploader.targets.aws:publish_aws",
     "downloads": "uploader.targets.downloads:publish_downloads",
 }
-
-
-class TargetUnavailable(FedimgError):
-    """A configured target has no handler in this installation."""
-
-    kind = "internal"
 
 
 def get_handler(name: str) -> TargetHandler:

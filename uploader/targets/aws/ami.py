@@ -17,15 +17,15 @@ import botocore.exceptions
 from botocore.parsers import ResponseParserError
 
 from shared.config import AwsConfig
+from shared.errors import AwsError, one_line
 from shared.images import aws_arch
-from uploader.errors import TargetFailed
+from uploader.aws_clients import ClientFactory, error_code
 from uploader.model import ImageSource
 from uploader.targets.aws import naming
-from uploader.targets.aws.clients import ClientFactory, describe_error, error_code
 
 log = logging.getLogger(__name__)
 
-ROOT_DEVICE = "/dev/sda1"  # what Fedora's own AMIs use (and design.md)
+ROOT_DEVICE = "/dev/sda1"  # what Fedora's own AMIs use
 IMAGE_POLL = 15  # seconds between image_available polls
 DEAD_STATES = frozenset({"failed", "error", "invalid", "deregistered"})
 
@@ -146,8 +146,7 @@ def finish(ec2: Any, image_id: str, tags: list[dict[str, str]], timeout: int) ->
     ec2.create_tags(Resources=[image_id], Tags=tags)
     state = ec2.describe_images(ImageIds=[image_id])["Images"][0].get("State")
     if state == "disabled":  # someone withdrew it on purpose: never silently republish
-        raise TargetFailed(f"AMI {image_id} is disabled; enable or deregister it to republish",
-                           kind="aws", retryable=False)
+        raise AwsError(f"AMI {image_id} is disabled; enable or deregister it to republish")
     ec2.get_waiter("image_available").wait(
         ImageIds=[image_id],
         WaiterConfig={"Delay": IMAGE_POLL, "MaxAttempts": max(1, math.ceil(timeout / IMAGE_POLL))},
@@ -208,5 +207,5 @@ def deprecate(ec2: Any, image: dict[str, Any], days: int) -> bool:
         return True
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError,
             ResponseParserError) as e:
-        log.warning("%s: could not set deprecation date: %s", image["ImageId"], describe_error(e))
+        log.warning("%s: could not set deprecation date: %s", image["ImageId"], one_line(e))
         return False

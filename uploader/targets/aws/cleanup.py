@@ -26,8 +26,9 @@ import botocore.exceptions
 
 from shared.cli import add_config_argument, config_or_exit, setup_logging
 from shared.config import AwsConfig
+from shared.errors import one_line
+from uploader.aws_clients import ClientFactory
 from uploader.targets.aws import ami, naming
-from uploader.targets.aws.clients import ClientFactory, describe_error
 from uploader.targets.aws.publish import resolve_regions
 from uploader.targets.aws.snapshot import delete_snapshot
 
@@ -101,7 +102,7 @@ def remove(ec2: Any, removal: Removal) -> None:
         else:
             delete_snapshot(ec2, removal.resource_id)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        removal.error = describe_error(e)
+        removal.error = one_line(e)
 
 
 def cleanup(
@@ -135,7 +136,7 @@ def cleanup(
             try:
                 results.extend(fut.result())
             except Exception as e:  # listing failed: say so, keep going with the others
-                results.append(Removal(region, "region", region, "", "", error=describe_error(e)))
+                results.append(Removal(region, "region", region, "", "", error=one_line(e)))
     results.sort(key=lambda r: (r.region, r.created, r.resource_id))
     for removal in results:
         say(removal.line(dry_run))

@@ -38,15 +38,6 @@ def ami_name(source: ImageSource, volume_type: str) -> str:
     return name.ljust(3, "_")
 
 
-def source_tag(source: ImageSource) -> str:
-    """koji-task:123 / koji-build:45 / compose:<id>: the trusted identifier the image came from."""
-    if source.compose_id:
-        return f"compose:{source.compose_id}"
-    if source.koji_build_id is not None:
-        return f"koji-build:{source.koji_build_id}"
-    return f"koji-task:{source.koji_task_id}"
-
-
 def image_tags(source: ImageSource, name: str) -> list[dict[str, str]]:
     """Tags carried by the snapshot, the AMI and every copy."""
     ident = source.identity
@@ -58,7 +49,7 @@ def image_tags(source: ImageSource, name: str) -> list[dict[str, str]]:
         "fedimg:subvariant": ident.subvariant,
         "fedimg:arch": ident.arch,
         "fedimg:channel": ident.channel,
-        "fedimg:source": source_tag(source),
+        "fedimg:source": source.origin.tag,
         TAG_SHA256: source.sha256,
     }
     return [{"Key": k, "Value": _tag_value(v)} for k, v in values.items() if v]

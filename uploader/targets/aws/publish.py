@@ -16,12 +16,13 @@ import time
 from typing import Any
 
 from shared.config import AwsConfig, Config
+from shared.errors import BadInput, TargetFailed
 from shared.images import aws_arch
-from shared.messages import AwsImagePublishedV1, AwsRegionPublishedV1, UploadFailedV1
-from uploader.errors import BadInput, TargetFailed
+from shared.messages import AwsImagePublishedV1, AwsRegionPublishedV1
+from uploader.aws_clients import ClientFactory, aws_error
+from uploader.failures import announce_failure
 from uploader.model import Clients, Emit, TargetOutcome, VerifiedImage
 from uploader.targets.aws import ami, naming, snapshot
-from uploader.targets.aws.clients import ClientFactory, classify, describe_error
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +94,16 @@ def publish_aws(
         regions = resolve_regions(factory, aws)
         base = prepare_base(factory, image, name)
     except Exception as e:
-        kind, retryable = classify(e)
-        error = describe_error(e)
-        log.error("%s: AWS base step failed (%s): %s", name, kind, error)
+        error = aws_error(e)
+        log.error("%s: AWS base step failed (%s): %s", name, error.kind, error)
         for region in regions or [aws.base_region]:
-            _failed(emit, source, region, kind, f"{name}: {error}", retryable)
+            announce_failure(emit, source, target=TARGET, destination=region, error=error,
+                             context=name)
             outcome.failed.append(region)
         emit(AwsImagePublishedV1.from_body(
             source.body(regions={}, failed_regions=list(outcome.failed))))
-        raise TargetFailed(f"{name}: {error}", kind=kind, retryable=retryable) from e
+        raise TargetFailed(f"{name}: {error}", kind=error.kind,
+                           retryable=error.retryable) from e
 
     published: dict[str, str] = {}
     started = time.monotonic()
@@ -119,10 +121,10 @@ def publish_aws(
                 try:
                     found = fut.result()
                 except Exception as e:
-                    kind, retryable = classify(e)
-                    error = describe_error(e)
-                    log.error("%s: region %s failed (%s): %s", name, region, kind, error)
-                    _failed(emit, source, region, kind, f"{name} in {region}: {error}", retryable)
+                    error = aws_error(e)
+                    log.error("%s: region %s failed (%s): %s", name, region, error.kind, error)
+                    announce_failure(emit, source, target=TARGET, destination=region,
+                                     error=error, context=f"{name} in {region}")
                     outcome.failed.append(region)
                     continue
                 published[region] = found["ImageId"]
@@ -141,9 +143,3 @@ def publish_aws(
     emit(AwsImagePublishedV1.from_body(source.body(
         regions=dict(sorted(published.items())), failed_regions=sorted(outcome.failed))))
     return outcome
-
-
-def _failed(emit: Emit, source, region: str, kind: str, error: str, retryable: bool) -> None:
-    emit(UploadFailedV1.from_body(source.body(
-        target=TARGET, destination=region, error_kind=kind, error=error[:2000],
-        retryable=retryable)))

@@ -21,8 +21,8 @@ from typing import Any
 import botocore.exceptions
 
 from shared.config import AwsConfig
+from uploader.aws_clients import THROTTLING_CODES, ClientFactory, error_code, retry_on_codes
 from uploader.targets.aws import blocks, naming
-from uploader.targets.aws.clients import THROTTLING_CODES, ClientFactory, error_code, retry_on_codes
 from uploader.targets.aws.progress import Ticker, UploadProgress
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 # "The snapshot does not exist" is normal for up to ~2 minutes after start_snapshot.
 NOT_YET_CODES = frozenset({"ResourceNotFoundException"})
 NOT_YET_WINDOW = 150.0
-THROTTLE_WINDOW = 300.0
 SNAPSHOT_POLL = 5  # seconds between snapshot_completed polls
 START_TIMEOUT_MINUTES = 60  # EBS cancels the snapshot if no block arrives for this long
 

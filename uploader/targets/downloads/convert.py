@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from shared.errors import ConversionFailed, ConversionNoSpace, ConversionTimeout
+
 log = logging.getLogger(__name__)
 
 QCOW2 = "qcow2"
@@ -63,18 +65,15 @@ def xz_command(threads: int) -> list[str]:
 
 @dataclasses.dataclass(frozen=True)
 class Result:
-    """How one artifact's conversion ended. error_kind is None on success, else "conversion"
-    or "timeout" (shared.messages.ERROR_KINDS)."""
+    """How one artifact's conversion ended: `error` is None on success."""
 
     fmt: str
     path: Path
-    error_kind: str | None = None
-    error: str = ""
-    retryable: bool = False
+    error: ConversionFailed | None = None
 
     @property
     def ok(self) -> bool:
-        return self.error_kind is None
+        return self.error is None
 
 
 def _guarded(cmd: list[str]) -> list[str]:
@@ -107,9 +106,8 @@ class _Running:
             return Result(self.fmt, self.out)
         text = " / ".join(f"{name} exited with {code}" for name, code in failed)
         detail = self._stderr_text()
-        nospace = "No space left on device" in detail
-        return Result(self.fmt, self.out, "conversion", f"{text}: {detail}".strip(": "),
-                      retryable=nospace)
+        failure = ConversionNoSpace if "No space left on device" in detail else ConversionFailed
+        return Result(self.fmt, self.out, failure(f"{text}: {detail}".strip(": ")))
 
     def _stderr_text(self) -> str:
         parts = []
@@ -189,7 +187,7 @@ def run_conversions(
                 else:
                     raise ValueError(f"unknown download format {fmt!r}")
             except OSError as e:  # a missing tool, no space for the output file, ...
-                on_done(Result(fmt, out, "conversion", f"could not start: {e}"))
+                on_done(Result(fmt, out, ConversionFailed(f"could not start: {e}")))
         while running:
             for fmt in [f for f, r in running.items() if r.done()]:
                 run = running.pop(fmt)
@@ -201,9 +199,8 @@ def run_conversions(
                     run = running.pop(fmt)
                     run.kill()
                     run.close()
-                    on_done(Result(fmt, run.out, "timeout",
-                                   f"{fmt} conversion did not finish within {timeout:g} s",
-                                   retryable=True))
+                    on_done(Result(fmt, run.out, ConversionTimeout(
+                        f"{fmt} conversion did not finish within {timeout:g} s")))
             if running:
                 time.sleep(POLL_INTERVAL)
     finally:

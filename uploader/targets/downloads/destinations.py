@@ -20,12 +20,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-import botocore.config
 import botocore.exceptions
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 
+from shared.config import AwsConfig
+from shared.errors import DestinationError
 from shared.files import fsync_path, sha256_file
+from uploader.aws_clients import ClientFactory, error_code
 from uploader.targets.downloads import checksum
 from uploader.targets.downloads.checksum import CHECKSUM_NAME, Entry
 
@@ -39,10 +41,6 @@ CONTENT_TYPES = {
 }
 PART_MARK = ".part-"  # temporary names: ".<final name>.part-<random>"
 CHECKSUM_ATTEMPTS = 5  # S3 CHECKSUM read-merge-write rounds lost to a concurrent writer
-
-
-class DestinationError(Exception):
-    """Storing a file or the CHECKSUM failed (disk full, permission, S3 error)."""
 
 
 class Destination(Protocol):
@@ -204,34 +202,29 @@ class DirectoryDestination:
             os.close(lock)  # releases the flock
 
 
-def _client_error_code(e: botocore.exceptions.ClientError) -> str:
-    return str(e.response.get("Error", {}).get("Code", ""))
-
-
 class S3Destination:
     """`s3://bucket/prefix`: objects under prefix/<release>/<channel>/, uploaded with boto3's
     managed transfer (multipart, parallel parts, retries). Each artifact carries its sha256 as
-    object metadata, so a re-run can tell a complete matching object without downloading it."""
+    object metadata, so a re-run can tell a complete matching object without downloading it.
 
-    def __init__(self, session: Any, bucket: str, prefix: str) -> None:
+    `client` is an S3 client from uploader.aws_clients.ClientFactory, so the [aws] retry and
+    timeout policy applies here as it does to the AWS target."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        self.client = session.client("s3", config=botocore.config.Config(
-            retries={"max_attempts": 5, "mode": "standard"},
-            connect_timeout=10,
-            read_timeout=120,
-        ))
+        self.client = client
         self.transfer = TransferConfig(
             multipart_threshold=64 * MiB, multipart_chunksize=64 * MiB, max_concurrency=4,
         )
 
     @classmethod
-    def from_url(cls, session: Any, url: str) -> S3Destination:
+    def from_url(cls, client: Any, url: str) -> S3Destination:
         rest = url[len("s3://"):]
         bucket, _, prefix = rest.partition("/")
         if not bucket:
             raise DestinationError(f"no bucket in {url!r}")
-        return cls(session, bucket, prefix)
+        return cls(client, bucket, prefix)
 
     def key(self, rel_dir: str, name: str) -> str:
         return "/".join(p for p in (self.prefix, rel_dir, name) if p)
@@ -243,7 +236,7 @@ class S3Destination:
         try:
             obj = self.client.get_object(Bucket=self.bucket, Key=self.key(rel_dir, CHECKSUM_NAME))
         except botocore.exceptions.ClientError as e:
-            if _client_error_code(e) in ("NoSuchKey", "404"):
+            if error_code(e) in ("NoSuchKey", "404"):
                 return {}, None
             raise DestinationError(f"cannot read {self.describe(rel_dir, CHECKSUM_NAME)}: {e}"
                                    ) from e
@@ -261,7 +254,7 @@ class S3Destination:
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self.key(rel_dir, entry.name))
         except botocore.exceptions.ClientError as e:
-            if _client_error_code(e) in ("404", "NoSuchKey", "NotFound"):
+            if error_code(e) in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise DestinationError(f"cannot check {self.describe(rel_dir, entry.name)}: {e}"
                                    ) from e
@@ -317,7 +310,7 @@ class S3Destination:
                 )
                 return
             except botocore.exceptions.ClientError as e:
-                code = _client_error_code(e)
+                code = error_code(e)
                 if code in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
                     log.info("%s changed while merging (attempt %d); merging again",
                              self.describe(rel_dir, CHECKSUM_NAME), attempt)
@@ -331,10 +324,13 @@ class S3Destination:
                                f"after {CHECKSUM_ATTEMPTS} merges")
 
 
-def open_destination(destination: str, clients: Any, stale_after: float) -> Destination:
-    """The configured destination: "s3://bucket/prefix" or a directory path."""
+def open_destination(
+    destination: str, clients: Any, aws: AwsConfig, stale_after: float,
+) -> Destination:
+    """The configured destination: "s3://bucket/prefix" (an S3 client under the [aws] policy)
+    or a directory path."""
     if destination.startswith("s3://"):
         if clients.aws is None:
             raise DestinationError("downloads.destination is on S3 but no AWS session was given")
-        return S3Destination.from_url(clients.aws, destination)
+        return S3Destination.from_url(ClientFactory(clients.aws, aws).s3(), destination)
     return DirectoryDestination(Path(destination), stale_after)

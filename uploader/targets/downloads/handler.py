@@ -19,13 +19,20 @@ import time
 from urllib.parse import quote
 
 from shared.config import Config
+from shared.errors import (
+    ConversionNoSpace,
+    DestinationError,
+    FedimgError,
+    UnusableIdentity,
+)
 from shared.files import sha256_file
 from shared.images import ImageIdentity
-from shared.messages import DownloadPublishedV1, UploadFailedV1
+from shared.messages import DownloadPublishedV1
+from uploader.failures import announce_failure
 from uploader.model import Clients, Emit, TargetOutcome, VerifiedImage
 from uploader.targets.downloads.checksum import CHECKSUM_NAME, Entry
 from uploader.targets.downloads.convert import FORMATS, Result, run_conversions
-from uploader.targets.downloads.destinations import Destination, DestinationError, open_destination
+from uploader.targets.downloads.destinations import Destination, open_destination
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +63,6 @@ class Layout:
                          quote(filename)])
 
 
-class UnusableIdentity(ValueError):
-    pass
-
-
 def layout_for(identity: ImageIdentity) -> Layout:
     """`<release>/<channel>` and the image name, refused if any would not be a plain name."""
     fields = {"release": identity.release, "channel": identity.channel, "name": identity.name}
@@ -77,26 +80,25 @@ def publish_downloads(
     """Publish `image` as compressed qcow2 and sparse raw.tar.xz (see module docstring)."""
     cfg = config.downloads
     outcome = TargetOutcome(target=TARGET)
-    failures: dict[str, tuple[str, str, bool]] = {}  # format -> (error_kind, error, retryable)
+    failures: dict[str, FedimgError] = {}  # format -> why it failed
 
     def finish() -> TargetOutcome:
-        for fmt, (kind, error, retryable) in failures.items():
-            log.error("downloads %s of %s failed (%s): %s", fmt, image.identity.name, kind, error)
-            emit(UploadFailedV1.from_body(image.source.body(
-                target=TARGET, destination=fmt, error_kind=kind, error=error,
-                retryable=retryable,
-            )))
+        for fmt, error in failures.items():
+            log.error("downloads %s of %s failed (%s): %s", fmt, image.identity.name, error.kind,
+                      error)
+            announce_failure(emit, image.source, target=TARGET, destination=fmt, error=error)
             outcome.failed.append(fmt)
         return outcome
 
     try:
         layout = layout_for(image.identity)
     except UnusableIdentity as e:
-        failures.update({fmt: ("source", str(e), False) for fmt in FORMATS})
+        failures.update(dict.fromkeys(FORMATS, e))
         return finish()
 
     try:
-        dest = open_destination(cfg.destination, clients, stale_after=cfg.timeout + STALE_MARGIN)
+        dest = open_destination(cfg.destination, clients, config.aws,
+                                stale_after=cfg.timeout + STALE_MARGIN)
         existing = dest.read_checksum(layout.rel_dir)
         todo = []
         for fmt in FORMATS:
@@ -108,7 +110,7 @@ def publish_downloads(
             else:
                 todo.append(fmt)
     except DestinationError as e:
-        failures.update({fmt: ("destination", str(e), True) for fmt in FORMATS})
+        failures.update(dict.fromkeys(FORMATS, e))
         return finish()
     if not todo:
         return outcome
@@ -119,7 +121,7 @@ def publish_downloads(
             dest.update_checksum(layout.rel_dir, stored.values())
         except DestinationError as e:
             # The files are complete under their final names but unlisted: a re-run redoes them.
-            failures.update({fmt: ("destination", str(e), True) for fmt in stored})
+            failures.update(dict.fromkeys(stored, e))
             stored = {}
 
     checksum_url = layout.url(cfg.base_url, CHECKSUM_NAME)
@@ -143,7 +145,7 @@ def _produce(
     dest: Destination,
     todo: list[str],
     config: Config,
-    failures: dict[str, tuple[str, str, bool]],
+    failures: dict[str, FedimgError],
 ) -> dict[str, Entry]:
     """Convert and store every format in `todo`; return the stored ones' CHECKSUM entries and
     record the others in `failures`."""
@@ -152,9 +154,8 @@ def _produce(
     started = time.monotonic()
 
     def on_done(result: Result) -> None:
-        if not result.ok:
-            failures[result.fmt] = (result.error_kind or "conversion", result.error,
-                                    result.retryable)
+        if result.error is not None:
+            failures[result.fmt] = result.error
             return
         name = layout.filename(result.fmt)
         log.info("%s converted in %.1f s", name, time.monotonic() - started)
@@ -162,8 +163,11 @@ def _produce(
             size = result.path.stat().st_size
             digest = sha256_file(result.path)
             dest.store(layout.rel_dir, result.path, name, result.fmt, digest)
-        except (OSError, DestinationError) as e:
-            failures[result.fmt] = ("destination", str(e), True)
+        except DestinationError as e:
+            failures[result.fmt] = e
+            return
+        except OSError as e:  # the converted file vanished or cannot be read back
+            failures[result.fmt] = DestinationError(str(e))
             return
         stored[result.fmt] = Entry(name=name, sha256=digest, size=size)
 
@@ -176,14 +180,14 @@ def _produce(
                 timeout=cfg.timeout, on_done=on_done,
             )
     except DestinationError as e:  # the destination directory cannot be created
-        _fail_rest(todo, stored, failures, "destination", str(e))
+        _fail_rest(todo, stored, failures, e)
     except OSError as e:  # no scratch space beside the raw image for the tar member link
-        _fail_rest(todo, stored, failures, "conversion", str(e))
+        _fail_rest(todo, stored, failures, ConversionNoSpace(str(e)))
     return stored
 
 
-def _fail_rest(todo: list[str], stored: dict[str, Entry],
-               failures: dict[str, tuple[str, str, bool]], kind: str, error: str) -> None:
+def _fail_rest(todo: list[str], stored: dict[str, Entry], failures: dict[str, FedimgError],
+               error: FedimgError) -> None:
     for fmt in todo:
         if fmt not in stored and fmt not in failures:
-            failures[fmt] = (kind, error, True)
+            failures[fmt] = error

@@ -11,8 +11,8 @@ import pytest
 
 from tests.uploader.targets.aws.conftest import make_config, make_image
 from tests.uploader.targets.aws.test_publish import NAME, amis, is_public, uploaded_snapshots
+from uploader.aws_clients import ClientFactory
 from uploader.targets.aws import ami, blocks, naming, publish_aws, snapshot
-from uploader.targets.aws.clients import ClientFactory
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[4]

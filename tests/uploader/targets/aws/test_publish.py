@@ -10,11 +10,11 @@ import hashlib
 
 import pytest
 
+from shared.errors import TargetFailed
 from shared.messages import AwsImagePublishedV1, AwsRegionPublishedV1, UploadFailedV1
 from tests.uploader.targets.aws.conftest import NIGHTLY, make_config, make_image
-from uploader.errors import TargetFailed
+from uploader.aws_clients import ClientFactory
 from uploader.targets.aws import blocks, naming, publish_aws
-from uploader.targets.aws.clients import ClientFactory
 from uploader.targets.aws.publish import resolve_regions
 
 pytestmark = pytest.mark.slow

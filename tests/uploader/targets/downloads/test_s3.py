@@ -10,7 +10,9 @@ import subprocess
 import boto3
 import pytest
 
+from shared.config import AwsConfig
 from tests.harness.amqp import publish_message
+from uploader.aws_clients import ClientFactory
 from uploader.model import Clients
 from uploader.targets.downloads import publish_downloads
 from uploader.targets.downloads.checksum import Entry, parse
@@ -107,7 +109,7 @@ def test_s3_object_without_matching_checksum_metadata_is_uploaded_again(case, bu
 def test_s3_checksum_merge_survives_a_concurrent_writer(bucket, aws):
     """Another uploader replaces the CHECKSUM between our read and our write: our conditional
     write is refused and we merge again, keeping both sets of entries."""
-    dest = S3Destination(boto3.Session(), BUCKET, PREFIX)
+    dest = S3Destination(ClientFactory(boto3.Session(), AwsConfig()).s3(), BUCKET, PREFIX)
     rel = "41/candidate"
     for name in ("ours.qcow2", "theirs.qcow2"):
         bucket.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{rel}/{name}", Body=b"x")
