@@ -1,6 +1,6 @@
 """AWS upload benchmark: EBS direct snapshot upload vs boto3's S3 managed upload, and fan-out.
 
-    /work/main/.venv/bin/python bench/aws_bench.py [--size-gib 2] [--data-mib 256] \
+    .venv/bin/python bench/aws_bench.py [--size-gib 2] [--data-mib 256] \
         [--workers 16] [--regions 8] [--delay 3] [--endpoint URL]
 
 Not a test: run by hand, figures go into README "## Benchmarks".
@@ -34,7 +34,6 @@ import threading
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 MIB = 2**20
 EXTENT = 8 * MIB

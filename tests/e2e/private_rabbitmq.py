@@ -17,7 +17,7 @@ import pathlib
 import socket
 import uuid
 
-from tests.harness.processes import ManagedProcess, free_port, wait_until
+from standins.processes import ManagedProcess, free_port, wait_until
 
 RABBIT_BIN = pathlib.Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT = 90.0  # seconds; a cold node takes ~4-6 s on an idle 2-core machine

@@ -14,7 +14,7 @@ import tomllib
 
 import pytest
 
-from tests.harness.amqp import REPO_ROOT
+from standins import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
 FM_DIR = DEPLOY / "fedora-messaging"

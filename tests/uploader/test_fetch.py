@@ -7,8 +7,9 @@ import subprocess
 
 import pytest
 
-from tests.harness.disk_images import allocated_bytes, data_extents, sha256_file
-from tests.harness.koji_hub import KojiHub
+from shared.files import sha256_file
+from standins.disk_images import allocated_bytes, data_extents
+from standins.koji_hub import KojiHub
 from uploader.errors import BadInput, TransientError, VerificationFailed
 from uploader.intake import build_images, fetched, task_images
 

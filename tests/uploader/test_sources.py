@@ -8,7 +8,8 @@ import logging
 import koji
 import pytest
 
-from tests.harness.koji_hub import TASK_STATES, sha256_file
+from shared.files import sha256_file
+from standins.koji_hub import TASK_STATES
 from tests.uploader.conftest import COMPOSE_43, COMPOSE_RAWHIDE, compose_sample, serve_compose
 from uploader.errors import BadInput, TransientError, Unwanted
 from uploader.intake import build_images, compose_images, task_images

@@ -10,7 +10,7 @@ import subprocess
 import boto3
 import pytest
 
-from tests.harness.amqp import publish_message
+from standins.amqp import publish_message
 from uploader.model import Clients
 from uploader.targets.downloads import publish_downloads
 from uploader.targets.downloads.checksum import Entry, parse
