@@ -20,7 +20,9 @@ project's venv python. Everything listens on 127.0.0.1:
 State lives in ``$FEDIMG_DEMO_DIR`` (default /tmp/fedimg-demo): ``run/<name>.json`` (PID and
 command line of each process; every process is stopped by that PID, after checking that the PID
 still runs that command line), ``logs/``, ``conf/`` (every config file), ``koji/``, ``www/``.
-``$FEDIMG_DEMO_PORT`` moves the port block.
+``$FEDIMG_DEMO_PORT`` moves the port block; a stack on another port block also gets its own
+exchange, queues and database (``fedimg-demo-<port>``, ``fedimg_demo_<port>``), so two stacks
+on one machine never touch each other's state.
 
 Reuse: a part that is running and healthy is kept. moto and the Koji stand-in hold their state in
 memory, so if either is not running the stack starts a new *generation*: it stops whatever of
@@ -74,6 +76,7 @@ REGISTERED = "Successfully registered AMQP consumer"
 HTTP_TIMEOUT = 5.0
 TOPIC_PREFIX = "org.fedoraproject.demo"
 ARCHES = ["x86_64", "aarch64"]
+DEFAULT_PORT = 5380
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +91,11 @@ class Stack:
     @classmethod
     def from_env(cls) -> Stack:
         root = pathlib.Path(os.environ.get("FEDIMG_DEMO_DIR", "/tmp/fedimg-demo")).resolve()
-        return cls(root=root, port=int(os.environ.get("FEDIMG_DEMO_PORT", "5380")))
+        port = int(os.environ.get("FEDIMG_DEMO_PORT", str(DEFAULT_PORT)))
+        if port == DEFAULT_PORT:
+            return cls(root=root, port=port)
+        return cls(root=root, port=port, exchange=f"fedimg-demo-{port}",
+                   database=f"fedimg_demo_{port}")
 
     # ports -------------------------------------------------------------------------------
     @property
