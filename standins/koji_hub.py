@@ -37,7 +37,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import http.server
-import ipaddress
 import itertools
 import os
 import pathlib
@@ -57,6 +56,7 @@ import koji
 from koji.xmlrpcplus import Fault, dumps
 
 from shared.files import sha256_file
+from standins.koji_pki import KojiPKI
 
 TASK_STATES = koji.TASK_STATES
 BUILD_STATES = koji.BUILD_STATES
@@ -132,65 +132,6 @@ class _Context(threading.local):
     user: dict | None = None
     peer_cn: str | None = None
     ssl_path: bool = False
-
-
-# --------------------------------------------------------------------------------------------
-# TLS material (only for tls=True hubs): one CA per process, server and client certs from it.
-
-
-class _PKI:
-    """A throwaway CA that signs the hub's server cert and per-user client certs."""
-
-    def __init__(self, directory: pathlib.Path) -> None:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
-        self._x509, self._hashes, self._ser, self._ec, self._oid = (
-            x509, hashes, serialization, ec, NameOID)
-        self.dir = directory
-        self.ca_key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fedimg test Koji CA")])
-        now = datetime.datetime.now(datetime.UTC)
-        self.ca_cert = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(self.ca_key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self.ca_key, hashes.SHA256())
-        )
-        self.ca_path = directory / "ca.pem"
-        self.ca_path.write_bytes(self.ca_cert.public_bytes(serialization.Encoding.PEM))
-        self.server_path = self._issue("127.0.0.1", server=True)
-
-    def _issue(self, cn: str, server: bool = False) -> pathlib.Path:
-        x509, ser, oid = self._x509, self._ser, self._oid
-        key = self._ec.generate_private_key(self._ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(oid.COMMON_NAME, cn)]))
-            .issuer_name(self.ca_cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-        )
-        if server:
-            builder = builder.add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-                critical=False)
-        cert = builder.sign(self.ca_key, self._hashes.SHA256())
-        path = self.dir / (("server" if server else f"user-{cn}") + ".pem")
-        path.write_bytes(
-            cert.public_bytes(ser.Encoding.PEM)
-            + key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption()))
-        return path
-
-    def client_cert(self, user: str) -> pathlib.Path:
-        path = self.dir / f"user-{user}.pem"
-        return path if path.exists() else self._issue(user)
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,7 +311,7 @@ class KojiHub:
         self._session_ids = itertools.count(70_000_001)
         if tls:
             (self.workdir / "pki").mkdir(exist_ok=True)
-        self._pki = _PKI(self.workdir / "pki") if tls else None
+        self._pki = KojiPKI(self.workdir / "pki") if tls else None
         self.add_user("releng", perms=["image", "livecd", "appliance", "livemedia"])
         self.add_user("kojiadmin", perms=["admin"])
         self.add_user("nobody-special")
