@@ -6,8 +6,8 @@ through ERL_EPMD_PORT), Erlang cookie and mnesia directory, all under a temporar
 runs in the foreground under ``ManagedProcess``, so it is stopped by its PID. Its mnesia directory
 survives ``restart()``: durable queues and persistent messages come back, as on a real restart.
 
-Recipe: /work/shared/local-stack.md ("RabbitMQ 3.10 (Debian)"), with /usr/lib/rabbitmq/bin/*
-(the /usr/sbin wrappers switch to the rabbitmq user and its cookie).
+It runs Debian's RabbitMQ 3.10 from /usr/lib/rabbitmq/bin/* directly (the /usr/sbin wrappers
+switch to the rabbitmq user and its cookie).
 """
 
 from __future__ import annotations
