@@ -15,6 +15,7 @@ import pytest
 
 from shared.files import sha256_file
 from shared.images import identify
+from standins import REPO_ROOT
 from uploader.model import Clients, VerifiedImage
 from uploader.targets.downloads import publish_downloads
 from uploader.targets.downloads.checksum import parse
@@ -23,7 +24,6 @@ from .conftest import BASE_URL, NAME, Case, FakeTools, Recorder, alive, config_f
 
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
 PUBLISHED = "fedimg.image.published.v1.downloads"
 FAILED = "fedimg.image.failed.v1"
 
