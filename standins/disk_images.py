@@ -14,13 +14,14 @@ deterministic content (same bytes, same sha256 on every run) so expectations can
 - ``compress_raw_xz`` uses the real ``xz`` like Koji's raw.xz outputs.
 - ``data_extents`` lists a file's data ranges with SEEK_DATA/SEEK_HOLE to assert sparseness.
 
-System tools: ``mkfs.ext4`` (e2fsprogs) and ``xz`` (xz-utils); ``blkid`` (util-linux) and
-``file`` are used only by the tests of this module.
+System tools: ``mkfs.ext4`` and ``debugfs`` (e2fsprogs) and ``xz`` (xz-utils); ``blkid``
+(util-linux) and ``file`` are used only by the tests of this module.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import errno
 import os
 import pathlib
@@ -292,7 +293,27 @@ def make_disk_image(path: os.PathLike | str, size: int = 64 * MiB, data_mib: flo
                    "lazy_journal_init=1,nodiscard",
              "-d", str(root), str(path), f"{fs_size // 1024}k"],
             check=True, env=env, capture_output=True, text=True)
+        _pin_inode_times(path, fs_offset, ["/"] + ["/" + str(p.relative_to(root))
+                                                   for p in sorted(root.rglob("*"))], env)
     return describe_image(path, fs_offset=fs_offset, files=files)
+
+
+def _pin_inode_times(image: pathlib.Path, fs_offset: int, paths: list[str],
+                     env: dict[str, str]) -> None:
+    """Set ctime and atime of ``paths`` inside the filesystem to FAKE_TIME (with debugfs).
+
+    ``mkfs.ext4 -d`` copies each source file's ctime and atime, which no call can set to a
+    fixed value, so without this two images made a second apart would differ in their inodes.
+    """
+    stamp = datetime.datetime.fromtimestamp(FAKE_TIME, datetime.UTC).strftime("%Y%m%d%H%M%S")
+    commands = "".join(f"sif {path} {field} {stamp}\n" for path in paths
+                       for field in ("ctime", "atime"))
+    debugfs = shutil.which("debugfs") or "/usr/sbin/debugfs"
+    with tempfile.NamedTemporaryFile("w", suffix=".debugfs") as script:
+        script.write(commands)
+        script.flush()
+        subprocess.run([debugfs, "-w", "-f", script.name, f"{image}?offset={fs_offset}"],
+                       check=True, env=env, capture_output=True, text=True)
 
 
 def describe_image(path: os.PathLike | str, fs_offset: int = 0,
