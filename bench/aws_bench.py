@@ -34,7 +34,6 @@ import threading
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 MIB = 2**20
 EXTENT = 8 * MIB

@@ -28,13 +28,10 @@ import sys
 import tempfile
 import time
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-from shared.config import parse_config  # noqa: E402
-from shared.images import identify  # noqa: E402
-from uploader.model import Clients, ImageSource, VerifiedImage  # noqa: E402
-from uploader.targets.downloads import publish_downloads  # noqa: E402
+from shared.config import parse_config
+from shared.images import identify
+from uploader.model import Clients, ImageSource, VerifiedImage
+from uploader.targets.downloads import publish_downloads
 
 MiB = 1 << 20
 NAME = "Fedora-Cloud-Base-Generic-Rawhide-20261125.n.0.x86_64"

@@ -1,6 +1,6 @@
 """Benchmark: peak memory and time of the verified fetch, for a small and a 4x bigger image.
 
-    /work/main/.venv/bin/python bench/intake_fetch.py [--sizes 512,2048] [--data 64,256]
+    .venv/bin/python bench/intake_fetch.py [--sizes 512,2048] [--data 64,256]
 
 For each size (MiB, apparent) a real GPT + ext4 disk image with `data` MiB of content is made,
 compressed with xz -T0 (like Koji), served by the Koji hub stand-in, and fetched by
@@ -19,15 +19,11 @@ import subprocess
 import sys
 import tempfile
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from tests.harness.disk_images import make_disk_image, make_xz_image  # noqa: E402
-from tests.harness.koji_hub import KojiHub  # noqa: E402
+from standins.disk_images import make_disk_image, make_xz_image
+from standins.koji_hub import KojiHub
 
 CHILD = r"""
 import dataclasses, json, os, subprocess, sys, tempfile, time
-sys.path.insert(0, sys.argv[1])
 from shared.config import parse_config
 from uploader.intake import build_images, fetched
 from uploader.pipeline import make_clients
@@ -45,9 +41,9 @@ def timed_run(args, **kwargs):
         tool_peaks.append(int(t.read().strip().splitlines()[-1]))
     return proc
 
-cfg = parse_config(json.loads(sys.argv[2]))
+cfg = parse_config(json.loads(sys.argv[1]))
 clients = dataclasses.replace(make_clients(cfg, []), run=timed_run)
-(source,) = build_images(int(sys.argv[3]), config=cfg, session=clients.koji)
+(source,) = build_images(int(sys.argv[2]), config=cfg, session=clients.koji)
 t0 = time.monotonic()
 with fetched(source, config=cfg, clients=clients) as image:
     st = os.stat(image.raw_path)
@@ -81,7 +77,7 @@ def main() -> int:
                 cfg = {"koji": {"hub": hub.url, "topurl": hub.topurl},
                        "uploader": {"work_dir": str(tmpdir / "work"), "targets": []}}
                 proc = subprocess.run(
-                    [sys.executable, "-c", CHILD, str(REPO), json.dumps(cfg), str(bid)],
+                    [sys.executable, "-c", CHILD, json.dumps(cfg), str(bid)],
                     capture_output=True, text=True, check=True)
                 row = json.loads(proc.stdout)
                 row.update(disk_mib=size, data_mib=data, xz_bytes=xz.size)

@@ -1,12 +1,12 @@
 """Reporter benchmark: fold speed, and datagrepper requests of a full vs an incremental run.
 
-    python bench/report_bench.py [--fold-messages 100000] [--history 20000] [--new 10]
+    .venv/bin/python bench/report_bench.py [--fold-messages 100000] [--history 20000] [--new 10]
 
 1. fold: 100k synthetic rows of all three families (AWS regions, downloads, failures, QE,
    promotions, fedora_image_uploader, legacy fedimg), timed end to end (read + fold + records).
    Target: <= 2 s.
 2. requests: a synthetic history of 20k rows served over real HTTP on loopback with datagrepper
-   1.1.0's paging semantics (tests/reporter/dg_semantics.py); a full run with the default
+   1.1.0's paging semantics (standins.datagrepper_emulator); a full run with the default
    [reporter] settings, then 10 new messages and an incremental run; both counted.
 """
 
@@ -17,19 +17,15 @@ import http.server
 import json
 import pathlib
 import random
-import sys
 import tempfile
 import threading
 import time
 from urllib.parse import parse_qs, urlparse
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from reporter.fold import fold, image_records  # noqa: E402
-from reporter.run import run  # noqa: E402
-from shared.config import ReporterConfig  # noqa: E402
-from tests.reporter.dg_semantics import RawHistory, row  # noqa: E402
+from reporter.fold import fold, image_records
+from reporter.run import run
+from shared.config import ReporterConfig
+from standins.datagrepper_emulator import RawHistory, row
 
 P = "org.fedoraproject.prod."
 REGIONS = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-central-1",

@@ -1,14 +1,15 @@
 """Shared fixtures for every test package.
 
 The real-part fixtures (Koji hub stand-in, disk images, RabbitMQ, moto server, datagrepper stack)
-live in tests/harness/ and are registered here, so any test can ask for them by name.
+live in tests/harness/, as thin wrappers over the ``standins`` package, and are registered here,
+so any test can ask for them by name.
 """
 
 import pathlib
 
 import pytest
 
-pytest_plugins = [  # disk_images first: koji_hub imports it, and pytest must rewrite it first
+pytest_plugins = [
     "tests.harness.disk_images",
     "tests.harness.koji_hub",
     "tests.harness.amqp",

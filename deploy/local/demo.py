@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """``make demo``: the whole fedimg pipeline once, on the local stack, with a one-screen summary.
 
-1. brings the stack up (deploy/local/stack.py; reuses what runs),
+1. brings the stack up (``standins.local_stack``; reuses what runs),
 2. ``fedimg-build`` starts the weekly job on the Koji stand-in (TLS client-cert login),
 3. the stand-in "builds" it (real disk images) and announces ``buildsys.task.state.change``,
 4. the uploader services (the real ``fedora-messaging consume`` processes, one per target) make
@@ -26,17 +26,19 @@ import sys
 import time
 from typing import Any
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-import stack as st  # noqa: E402  (deploy/local/stack.py, which also puts the repo on sys.path)
-
-from tests.e2e.parts import missing_parts  # noqa: E402
-from tests.harness.disk_images import sha256_file  # noqa: E402
+from shared.files import sha256_file
+from standins import REPO_ROOT, StandinError
+from standins import local_stack as st
+from standins.amqp import pika_connection
+from standins.pidfiles import log_path, log_tail, running_pid
+from standins.pipeline_config import JOB, REGIONS, weekly_job
+from standins.pipeline_parts import missing_parts
 
 BUILD_TIMEOUT = 180  # seconds for fedimg-build to finish
 UPLOAD_TIMEOUT = 600  # seconds for the uploader services to handle the announcement
 STORE_TIMEOUT = 60  # seconds for datanommer to store every message
 REPORT_TIMEOUT = 300  # seconds for fedimg-report
+
 
 class DemoFailed(RuntimeError):
     """One line for the operator (plus, optionally, a log excerpt after a newline)."""
@@ -49,7 +51,7 @@ def say(text: str = "") -> None:
 def run_step(what: str, argv: list[str], env: dict[str, str], timeout: float) -> str:
     """Run a command of the pipeline; its output is shown indented; failure ends the demo."""
     try:
-        proc = subprocess.run(argv, env=env, cwd=st.REPO_ROOT, capture_output=True, text=True,
+        proc = subprocess.run(argv, env=env, cwd=REPO_ROOT, capture_output=True, text=True,
                               timeout=timeout)
     except subprocess.TimeoutExpired:
         raise DemoFailed(f"{what} did not finish within {timeout:.0f}s") from None
@@ -69,7 +71,7 @@ def run_step(what: str, argv: list[str], env: dict[str, str], timeout: float) ->
 
 
 def purge_watch(stack: st.Stack) -> None:
-    conn = st._pika()
+    conn = pika_connection()
     try:
         conn.channel().queue_purge(stack.queue("watch"))
     finally:
@@ -79,7 +81,7 @@ def purge_watch(stack: st.Stack) -> None:
 def drain_watch(stack: st.Stack) -> list[tuple[str, str, Any]]:
     """(msg_id, topic, body) of everything published on the demo exchange since the purge."""
     out = []
-    conn = st._pika()
+    conn = pika_connection()
     try:
         ch = conn.channel()
         while True:
@@ -109,7 +111,7 @@ def koji_session(stack: st.Stack) -> Any:
 
 def find_weekly_task(stack: st.Stack, date: datetime.date) -> dict[str, Any]:
     """The image task fedimg-build started (or found) for the demo job on ``date``."""
-    job = st.demo_job()
+    job = weekly_job(st.ARCHES)
     release = f"weekly.{date:%Y%m%d}"
     start = datetime.datetime.combine(date, datetime.time(), datetime.UTC).timestamp()
     tasks = koji_session(stack).listTasks(
@@ -145,21 +147,21 @@ def wait_consumed(stack: st.Stack, msg_id: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while pending:
         for name in sorted(pending):
-            log = st.log_path(stack, name).read_text(errors="replace")
+            log = log_path(stack, name).read_text(errors="replace")
             if ok.search(log):
                 pending.discard(name)
                 say(f"  {name}: handled the announcement")
             elif dropped in log:
                 raise DemoFailed(f"{name} dropped the announcement; see "
-                                 f"{st.log_path(stack, name)}:\n{st.log_tail(stack, name)}")
-            elif st.running_pid(stack, name) is None:
-                raise DemoFailed(f"{name} died; see {st.log_path(stack, name)}:\n"
-                                 f"{st.log_tail(stack, name)}")
+                                 f"{log_path(stack, name)}:\n{log_tail(stack, name)}")
+            elif running_pid(stack, name) is None:
+                raise DemoFailed(f"{name} died; see {log_path(stack, name)}:\n"
+                                 f"{log_tail(stack, name)}")
         if pending and time.monotonic() > deadline:
             name = sorted(pending)[0]
             raise DemoFailed(f"timed out after {timeout:.0f}s waiting for {', '.join(pending)} "
-                             f"to handle message {msg_id}; {st.log_path(stack, name)} ends:\n"
-                             f"{st.log_tail(stack, name)}")
+                             f"to handle message {msg_id}; {log_path(stack, name)} ends:\n"
+                             f"{log_tail(stack, name)}")
         time.sleep(0.2)
 
 
@@ -184,7 +186,7 @@ def wait_stored(stack: st.Stack, ids: list[str], timeout: float) -> list[dict[st
             missing = [i for i in ids if i not in stored]
             raise DemoFailed(f"datanommer did not store {len(missing)} of {len(ids)} messages "
                              f"within {timeout:.0f}s (e.g. {missing[0]}); see "
-                             f"{st.log_path(stack, 'datanommer')}")
+                             f"{log_path(stack, 'datanommer')}")
         time.sleep(0.2)
 
 
@@ -201,7 +203,7 @@ def aws_images(stack: st.Stack) -> dict[str, list[dict[str, Any]]]:
     cfg = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5,
                  read_timeout=30)
     out = {}
-    for region in st.REGIONS:
+    for region in REGIONS:
         ec2 = session.client("ec2", region_name=region, endpoint_url=stack.moto_url, config=cfg)
         out[region] = ec2.describe_images(Owners=["self"])["Images"]
     return out
@@ -288,10 +290,10 @@ def summary(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[s
     lines.append("AMIs (moto server " + stack.moto_url + "):")
     names = sorted({a.get("Name", "?") for found in amis.values() for a in found})
     width = max([len(n) for n in names] + [5])
-    lines.append(f"  {'image':{width}}  " + "  ".join(f"{r:21}" for r in st.REGIONS))
+    lines.append(f"  {'image':{width}}  " + "  ".join(f"{r:21}" for r in REGIONS))
     for name in names:
         cells = []
-        for region in st.REGIONS:
+        for region in REGIONS:
             ids = [a["ImageId"] for a in amis[region] if a.get("Name") == name]
             cells.append(f"{','.join(ids) or '-':21}")
         lines.append(f"  {name:{width}}  " + "  ".join(cells))
@@ -332,10 +334,10 @@ def main() -> int:
         run_no = int(runs.read_text()) + 1 if runs.exists() else 1
         date = datetime.datetime.now(datetime.UTC).date()
 
-        say(f"== 2/6 fedimg-build --date {date} {st.JOB}")
+        say(f"== 2/6 fedimg-build --date {date} {JOB}")
         env = stack.env(FEDORA_MESSAGING_CONF=str(stack.publisher_config))
         run_step("fedimg-build", [sys.executable, "-m", "trigger.cli", "--config",
-                                  str(stack.fedimg_config), "--date", str(date), st.JOB],
+                                  str(stack.fedimg_config), "--date", str(date), JOB],
                  env, BUILD_TIMEOUT)
         task = find_weekly_task(stack, date)
 
@@ -388,7 +390,7 @@ def main() -> int:
         say()
         say(text)
         return 0
-    except (DemoFailed, st.StackError) as exc:
+    except (DemoFailed, StandinError) as exc:
         say(f"demo: FAILED: {exc}")
         return 1
     except TimeoutError as exc:

@@ -10,7 +10,6 @@ the uploader as a real ``fedora-messaging consume --callback=uploader.consumer:U
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
 import subprocess
 import sys
@@ -18,25 +17,28 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import tomli_w
 
-from tests.e2e.parts import missing_parts
-from tests.harness.amqp import (
-    REPO_ROOT,
+from standins import REPO_ROOT
+from standins.amqp import (
     delete_queues,
     fedora_messaging_toml,
+    publish_message,
     unique_name,
     use_fedora_messaging_config,
 )
-from tests.harness.disk_images import MiB, make_disk_image, make_xz_image
+from standins.disk_images import MiB, make_disk_image, make_xz_image
+from standins.pipeline_config import (
+    Endpoints,
+    pipeline_env,
+    uploader_toml,
+    write_fedimg_config,
+)
+from standins.pipeline_config import (
+    consumed_line as consumed_log_line,
+)
+from standins.pipeline_parts import missing_parts
 
 PREFIX = "org.fedoraproject.e2e"  # 4th topic word = "fedimg": datanommer's category
-REGIONS = ["us-east-1", "us-east-2", "eu-west-1"]
-UPLOADER_TOPICS = ["buildsys.task.state.change", "buildsys.build.state.change",
-                   "pungi.compose.status.change"]
-QUORUM = {"x-queue-type": "quorum", "x-delivery-limit": 5}
-JOB = "cloud-base-rawhide-weekly"
-CONSUMED = "Successfully consumed message from topic {topic} (message id {id})"
 
 
 @pytest.fixture(scope="session")
@@ -81,44 +83,25 @@ class Pipeline:
     def publisher_config(self) -> pathlib.Path:
         return self.root / "publisher.toml"
 
-    def write_configs(self) -> None:
-        from shared import config as cfg
+    @property
+    def endpoints(self) -> Endpoints:
+        return Endpoints(koji_hub=self.hub.url, koji_topurl=self.hub.topurl,
+                         koji_cert=self.hub.client_cert("releng"), koji_ca=self.hub.ca_cert,
+                         datagrepper_url=self.datagrepper_url, work_dir=self.root / "work",
+                         downloads=self.downloads,
+                         downloads_url="https://dl.e2e.example/pub/alt/cloud")
 
-        settings = {
-            "koji": {"hub": self.hub.url, "topurl": self.hub.topurl, "owners": ["releng"],
-                     "auth": "ssl", "cert": self.hub.client_cert("releng"),
-                     "serverca": self.hub.ca_cert, "timeout": 20, "retries": 2,
-                     "retry_interval": 1},
-            "uploader": {"targets": ["aws", "downloads"], "work_dir": str(self.root / "work"),
-                         "fetch_timeout": 20, "fetch_retries": 2, "retry_delay": 1,
-                         "max_deliveries": 5},
-            "aws": {"base_region": REGIONS[0], "regions": REGIONS, "public": True,
-                    "copy_timeout": 120},
-            "downloads": {"destination": str(self.downloads),
-                          "base_url": "https://dl.e2e.example/pub/alt/cloud", "timeout": 300},
-            "reporter": {"datagrepper": self.datagrepper_url, "timeout": 20, "retries": 2},
-        }
-        job = {"name": JOB, "schedule": "weekly", "image_name": "Fedora-Cloud-Base",
-               "version": "Rawhide", "target": "f44", "distro": "Fedora-44",
-               "ksurl": "git+https://pagure.io/fedora-kickstarts.git?#main",
-               "kickstart": "fedora-cloud-base.ks",
-               "install_tree": "https://kojipkgs.example/compose/Cloud/$arch/os/",
-               "arches": list(self.arches), "formats": ["raw-xz", "qcow2"], "repos": [],
-               "scratch": True, "method": "image", "disk_size": 5}
-        self.fedimg_config.write_text(tomli_w.dumps({**settings, "trigger": {"jobs": [job]}}))
-        cfg.load_config(self.fedimg_config)  # fail here, clearly, if a key is wrong
+    def write_configs(self) -> None:
+        """fedimg.toml (the same settings as the demo stack's) and the publisher's config."""
+        write_fedimg_config(self.fedimg_config, self.endpoints, self.arches)
         self.publisher_config.write_text(fedora_messaging_toml(
             exchange=self.exchange, topic_prefix=PREFIX, app="fedimg-e2e",
             amqp_url=self.amqp_url))
 
     # ---- the parts ---------------------------------------------------------------------------
     def env(self, **extra: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1", TZ="UTC",
-                   FEDORA_MESSAGING_CONF=str(self.publisher_config),
-                   FEDIMG_CONFIG=str(self.fedimg_config))
-        env.update(extra)
-        return env
+        return pipeline_env(self.fedimg_config,
+                            FEDORA_MESSAGING_CONF=str(self.publisher_config), **extra)
 
     def run(self, module: str, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
         """``python -m <module> --config <fedimg.toml> ARGS`` from this checkout."""
@@ -134,13 +117,10 @@ class Pipeline:
         queue = unique_name(name)
         self.queues.append(queue)
         path = self.root / f"{queue}.toml"
-        path.write_text(fedora_messaging_toml(
-            exchange=self.exchange, queue=queue,
-            routing_keys=[f"{PREFIX}.{t}" for t in UPLOADER_TOPICS], topic_prefix=PREFIX,
-            callback="uploader.consumer:Uploader", app="fedimg-e2e-uploader",
-            consumer_config={"fedimg_config": str(self.fedimg_config)},
-            queue_arguments=QUORUM, prefetch_count=1, amqp_url=self.amqp_url,
-            extra_loggers=("uploader", "shared")))
+        path.write_text(uploader_toml(
+            exchange=self.exchange, queue=queue, topic_prefix=PREFIX,
+            fedimg_config=self.fedimg_config, app="fedimg-e2e-uploader",
+            amqp_url=self.amqp_url))
         return path
 
     def finish_and_announce(self, task_id: int) -> Any:
@@ -163,8 +143,6 @@ class Pipeline:
     def announce(self, task_id: int, message: Any = None) -> Any:
         """Publish ``buildsys.task.state.change`` CLOSED for ``task_id`` (or ``message`` again)."""
         from koji_fedoramessaging_messages.task import TaskStateChangeV1
-
-        from tests.harness.amqp import publish_message
 
         if message is None:
             message = TaskStateChangeV1(
@@ -229,4 +207,4 @@ def crash_hook(tmp_path: pathlib.Path) -> pathlib.Path:
 
 def consumed_line(message: Any) -> str:
     """What fedora-messaging logs once the callback returned and the message was acked."""
-    return CONSUMED.format(topic=f"{PREFIX}.{message.topic}", id=message.id)
+    return consumed_log_line(f"{PREFIX}.{message.topic}", message.id)

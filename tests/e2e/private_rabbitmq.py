@@ -6,8 +6,8 @@ through ERL_EPMD_PORT), Erlang cookie and mnesia directory, all under a temporar
 runs in the foreground under ``ManagedProcess``, so it is stopped by its PID. Its mnesia directory
 survives ``restart()``: durable queues and persistent messages come back, as on a real restart.
 
-Recipe: /work/shared/local-stack.md ("RabbitMQ 3.10 (Debian)"), with /usr/lib/rabbitmq/bin/*
-(the /usr/sbin wrappers switch to the rabbitmq user and its cookie).
+It runs Debian's RabbitMQ 3.10 from /usr/lib/rabbitmq/bin/* directly (the /usr/sbin wrappers
+switch to the rabbitmq user and its cookie).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pathlib
 import socket
 import uuid
 
-from tests.harness.processes import ManagedProcess, free_port, wait_until
+from standins.processes import ManagedProcess, free_port, wait_until
 
 RABBIT_BIN = pathlib.Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT = 90.0  # seconds; a cold node takes ~4-6 s on an idle 2-core machine

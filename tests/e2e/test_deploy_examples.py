@@ -14,7 +14,7 @@ import tomllib
 
 import pytest
 
-from tests.harness.amqp import REPO_ROOT
+from standins import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
 FM_DIR = DEPLOY / "fedora-messaging"
@@ -35,8 +35,8 @@ def load_fm(path: pathlib.Path) -> dict:
 def uploader_example(target: str) -> pathlib.Path:
     path = FM_DIR / f"uploader-{target}.toml"
     if not path.exists():
-        pytest.fail(f"{path.relative_to(REPO_ROOT)} is missing (written with the uploader "
-                    "consumer, issue 3)", pytrace=False)
+        pytest.fail(f"{path.relative_to(REPO_ROOT)} is missing (it belongs with the uploader "
+                    "consumer)", pytrace=False)
     return path
 
 

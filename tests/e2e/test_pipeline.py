@@ -21,11 +21,13 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import JOB, PREFIX, REGIONS, Pipeline, consumed_line
+from shared.files import sha256_file
+from standins import REPO_ROOT
+from standins.amqp import REGISTERED_MARKER
+from standins.pipeline_config import JOB, REGIONS
+from standins.processes import wait_until
+from tests.e2e.conftest import PREFIX, Pipeline, consumed_line
 from tests.e2e.private_rabbitmq import PrivateRabbitMQ
-from tests.harness.amqp import REGISTERED_MARKER, REPO_ROOT
-from tests.harness.disk_images import sha256_file
-from tests.harness.processes import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -9,14 +9,14 @@ import uuid
 
 import pytest
 
-from tests.harness.amqp import (
+from standins.amqp import (
     AmqpConfigFactory,
     build_message,
     publish_message,
     use_fedora_messaging_config,
 )
+from standins.processes import wait_until
 from tests.harness.echo_consumer import ECHO_FILE_ENV, read_echo_file
-from tests.harness.processes import wait_until
 
 ECHO = "tests.harness.echo_consumer:Echo"
 

@@ -1,4 +1,4 @@
-"""The moto-server harness: boto3 reaches it through AWS_ENDPOINT_URL, state resets per test."""
+"""The moto server fixtures: boto3 reaches it through AWS_ENDPOINT_URL, state resets per test."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pathlib
 
 import pytest
 
-from tests.harness.aws import MotoAWS
+from standins.moto import MotoAWS, MotoServer, boto_config
 
 BLOCK = 524288  # EBS direct API block size
 
@@ -75,14 +75,27 @@ def test_s3_upload(aws: MotoAWS, tmp_path: pathlib.Path) -> None:
     assert body == src.read_bytes()
 
 
-@pytest.mark.slow
-def test_state_is_reset_between_tests_part1(aws: MotoAWS) -> None:
-    aws.client("s3").create_bucket(Bucket="fedimg-leftover")
-    aws.client("ec2").create_key_pair(KeyName="fedimg-leftover")
+@pytest.fixture
+def leftover(moto_server: MotoServer) -> list[str]:
+    """State an earlier test could have left on the session's moto server: a bucket, a key pair.
+
+    Made straight on the server (explicit endpoint), before the ``aws`` fixture runs; returns
+    the bucket names the server holds afterwards.
+    """
+    import boto3
+
+    session = boto3.session.Session(aws_access_key_id="testing",
+                                    aws_secret_access_key="testing")
+    kwargs = {"region_name": "us-east-1", "endpoint_url": moto_server.endpoint_url,
+              "config": boto_config()}
+    session.client("s3", **kwargs).create_bucket(Bucket="fedimg-leftover")
+    session.client("ec2", **kwargs).create_key_pair(KeyName="fedimg-leftover")
+    return [b["Name"] for b in session.client("s3", **kwargs).list_buckets()["Buckets"]]
 
 
 @pytest.mark.slow
-def test_state_is_reset_between_tests_part2(aws: MotoAWS) -> None:
+def test_each_test_starts_on_an_empty_account(leftover: list[str], aws: MotoAWS) -> None:
+    assert "fedimg-leftover" in leftover  # the server really held state before ``aws`` ran
     assert aws.client("s3").list_buckets()["Buckets"] == []
     assert aws.client("ec2").describe_key_pairs()["KeyPairs"] == []
 

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.harness.datagrepper import Datagrepper
+from standins.datagrepper import Datagrepper
 
 
 def _topic(suffix: str) -> str:

@@ -9,13 +9,13 @@ import subprocess
 
 import pytest
 
-from tests.harness.disk_images import (
+from shared.files import sha256_file
+from standins.disk_images import (
     GPT_LINUX_FS,
     MiB,
     data_extents,
     extract_partition,
     read_partition_table,
-    sha256_file,
 )
 
 

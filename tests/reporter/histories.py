@@ -176,7 +176,7 @@ IMAGES_IN_MIXED = 12  # 9 named above + 3 more container arches
 
 def as_rows(specs: list[tuple]) -> list[dict[str, Any]]:
     """The specs as datagrepper /raw rows (for in-memory tests), with fresh msg ids."""
-    from tests.reporter.dg_semantics import row
+    from standins.datagrepper_emulator import row
 
     return [row(str(uuid.uuid4()), sent_at.timestamp(), topic, body)
             for topic, body, sent_at in specs]

@@ -17,7 +17,7 @@ from reporter.fold import (
     state_from_json,
     state_to_json,
 )
-from tests.reporter.dg_semantics import row
+from standins.datagrepper_emulator import row
 from tests.reporter.histories import (
     IMAGES_IN_MIXED,
     SKIPPED_IN_MIXED,

@@ -9,7 +9,7 @@ import requests
 import responses
 
 from reporter.history import History, HistoryError
-from tests.reporter.dg_semantics import RawHistory, row
+from standins.datagrepper_emulator import RawHistory, row
 
 URL = "http://dg.test"
 RAW = f"{URL}/raw"

@@ -18,7 +18,7 @@ import responses
 from reporter.history import History, HistoryError
 from reporter.run import run
 from shared.config import ReporterConfig
-from tests.reporter.dg_semantics import RawHistory, row
+from standins.datagrepper_emulator import RawHistory, row
 from tests.reporter.histories import (
     IMAGES_IN_MIXED,
     OUR_NAME,

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from tests.harness.amqp import fedora_messaging_toml, free_port
+from standins.amqp import fedora_messaging_toml
+from standins.processes import free_port
 from tests.trigger.conftest import MANUAL, WEEKLY
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from shared.errors import TargetUnavailable
-from tests.harness.disk_images import sha256_file
+from shared.files import sha256_file
 from tests.uploader.conftest import (
     COMPOSE_43,
     REPO_ROOT,

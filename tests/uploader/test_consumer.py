@@ -11,8 +11,8 @@ import uuid
 import pika
 import pytest
 
-from tests.harness.amqp import delete_queues, fedora_messaging_toml, pika_connection
-from tests.harness.koji_hub import TASK_STATES, KojiHub
+from standins.amqp import delete_queues, fedora_messaging_toml, pika_connection
+from standins.koji_hub import TASK_STATES, KojiHub
 from tests.uploader.conftest import config_dict, toml_text
 
 PREFIX = "org.fedoraproject.prod."

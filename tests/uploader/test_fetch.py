@@ -8,8 +8,9 @@ import subprocess
 import pytest
 
 from shared.errors import BadInput, TransientError, VerificationFailed
-from tests.harness.disk_images import allocated_bytes, data_extents, sha256_file
-from tests.harness.koji_hub import KojiHub
+from shared.files import sha256_file
+from standins.disk_images import allocated_bytes, data_extents
+from standins.koji_hub import KojiHub
 from uploader.intake import build_images, fetched, task_images
 
 NAME = "Fedora-Cloud-Base-Rawhide-20261125.n.0"

@@ -9,7 +9,8 @@ import koji
 import pytest
 
 from shared.errors import BadInput, TransientError, Unwanted
-from tests.harness.koji_hub import TASK_STATES, sha256_file
+from shared.files import sha256_file
+from standins.koji_hub import TASK_STATES
 from tests.uploader.conftest import COMPOSE_43, COMPOSE_RAWHIDE, compose_sample, serve_compose
 from uploader.intake import build_images, compose_images, task_images
 from uploader.intake.compose import compose_dirs

@@ -12,7 +12,7 @@ import tempfile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.harness.disk_images import data_extents
+from standins.disk_images import data_extents
 from uploader.targets.aws import blocks
 
 BS = blocks.BLOCK_SIZE

@@ -3,7 +3,7 @@
 import boto3
 import pytest
 
-from tests.harness.amqp import publish_message
+from standins.amqp import publish_message
 from tests.uploader.targets.aws.conftest import make_config, make_image
 from uploader.model import Clients
 from uploader.targets.aws import publish_aws

@@ -2,19 +2,18 @@
 
 import datetime
 import os
-import pathlib
 import subprocess
 import sys
 
 import pytest
 
+from standins import REPO_ROOT
 from tests.uploader.targets.aws.conftest import make_config, make_image
 from tests.uploader.targets.aws.test_publish import NAME, amis
 from uploader.targets.aws import naming, publish_aws
 from uploader.targets.aws.cleanup import cleanup
 
 pytestmark = pytest.mark.slow
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[4]
 REGIONS = ["us-east-1", "eu-west-1"]
 CANDIDATE = "Fedora-Cloud-Base-AmazonEC2-43-1.6.x86_64"
 

@@ -2,20 +2,19 @@
 with one AMI per image and region and nothing public before it is available."""
 
 import os
-import pathlib
 import signal
 import subprocess
 import sys
 
 import pytest
 
+from standins import REPO_ROOT
 from tests.uploader.targets.aws.conftest import make_config, make_image
 from tests.uploader.targets.aws.test_publish import NAME, amis, is_public, uploaded_snapshots
 from uploader.aws_clients import ClientFactory
 from uploader.targets.aws import ami, blocks, naming, publish_aws, snapshot
 
 pytestmark = pytest.mark.slow
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[4]
 REGIONS = ["us-east-1", "eu-west-1", "ap-northeast-1"]
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from shared.config import Config, parse_config
 from shared.images import identify
-from tests.harness.disk_images import DiskImage, MiB
+from standins.disk_images import DiskImage, MiB
 from uploader.model import ImageSource, VerifiedImage
 
 NAME = "Fedora-Cloud-Base-Generic-Rawhide-20261125.n.0.x86_64"

@@ -11,7 +11,8 @@ import tarfile
 
 import pytest
 
-from tests.harness.disk_images import allocated_bytes, data_extents, sha256_file
+from shared.files import sha256_file
+from standins.disk_images import allocated_bytes, data_extents
 from uploader.model import Clients
 from uploader.targets.downloads import publish_downloads
 

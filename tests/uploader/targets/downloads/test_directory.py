@@ -13,8 +13,9 @@ import time
 
 import pytest
 
+from shared.files import sha256_file
 from shared.images import identify
-from tests.harness.disk_images import sha256_file
+from standins import REPO_ROOT
 from uploader.model import Clients, VerifiedImage
 from uploader.targets.downloads import publish_downloads
 from uploader.targets.downloads.checksum import parse
@@ -23,7 +24,6 @@ from .conftest import BASE_URL, NAME, Case, FakeTools, Recorder, alive, config_f
 
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[4]
 PUBLISHED = "fedimg.image.published.v1.downloads"
 FAILED = "fedimg.image.failed.v1"
 
@@ -193,7 +193,7 @@ def test_keyboard_interrupt_kills_children_and_removes_temporary_files(
 KILLED_RUN = """
 import pathlib, sys
 from tests.uploader.targets.downloads.conftest import config_for, make_case
-from tests.harness.disk_images import describe_image
+from standins.disk_images import describe_image
 from uploader.targets.downloads import publish_downloads
 from uploader.model import Clients
 case = make_case(describe_image(sys.argv[1]))

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from shared.config import AwsConfig
-from tests.harness.amqp import publish_message
+from standins.amqp import publish_message
 from uploader.aws_clients import ClientFactory
 from uploader.model import Clients
 from uploader.targets.downloads import publish_downloads

@@ -1,10 +1,10 @@
-"""datagrepper 1.1.0's /raw paging semantics over an in-memory history, for fault tests and bench.
+"""An emulator of datagrepper 1.1.0's /raw paging over an in-memory history.
 
-Only for what the real stack cannot do on demand (500s, timeouts, cut-off bodies) and for the
-request-count benchmark; the behaviour copied here is the one measured on the real stack
-(/work/shared/local-stack.md, "Observed datagrepper 1.1.0 API behaviour"): category = 4th topic
-word, start/end inclusive, `end` alone ignored, default order desc, rows_per_page <= 100,
-pages = ceil(total / rows_per_page) and the `total` quirk when pages == 1.
+Only for what the real datagrepper cannot do on demand (500s, timeouts, cut-off bodies) and for
+the request-count benchmark. The behaviour copied here is the one measured on a real datagrepper
+1.1.0 over datanommer: category = 4th topic word, start/end inclusive, `end` alone ignored,
+default order desc, rows_per_page <= 100, pages = ceil(total / rows_per_page), and `total`
+reported as the page's row count when pages == 1.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Detached processes of the local stack, tracked by PID files.
+"""Detached processes of the local demo stack, tracked by PID files.
 
 The demo's processes outlive the command that starts them, so each one is recorded in
 ``run/<name>.json`` (PID + the command line /proc showed at start) and is only ever signalled
@@ -16,22 +16,19 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from tests.harness.processes import wait_until
+from standins import REPO_ROOT, StandinError
+from standins.processes import wait_until
 
-if TYPE_CHECKING:
-    from stack import Stack
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 90.0  # seconds for any one part to become ready (2 busy cores)
 STOP_TIMEOUT = 15.0  # seconds between TERM and KILL
 
 
-class StackError(RuntimeError):
-    """Something the operator must fix; str() is the one line to show."""
+class Stack(Protocol):
+    """What these helpers need of a stack: its state directories (``run/``, ``logs/``)."""
 
-
+    def dir(self, name: str) -> pathlib.Path: ...
 
 
 @dataclasses.dataclass
@@ -41,7 +38,7 @@ class Service:
     name: str
     argv: list[str]
     env: dict[str, str]
-    ready: Callable[[Stack, Service], bool]
+    ready: Callable[[Any, Service], bool]  # (the stack, this service) -> ready?
     cwd: pathlib.Path = REPO_ROOT
 
 
@@ -120,15 +117,15 @@ def log_tail(stack: Stack, name: str, lines: int = 25) -> str:
 def wait_ready(stack: Stack, svc: Service, timeout: float = READY_TIMEOUT) -> None:
     def check() -> bool:
         if running_pid(stack, svc.name) is None:
-            raise StackError(f"{svc.name} exited while starting; its log "
+            raise StandinError(f"{svc.name} exited while starting; its log "
                              f"({log_path(stack, svc.name)}) ends with:\n"
                              f"{log_tail(stack, svc.name)}")
         return svc.ready(stack, svc)
 
     try:
         wait_until(check, timeout, f"{svc.name} to become ready", interval=0.1)
-    except StackError:
+    except StandinError:
         raise
     except Exception as exc:
-        raise StackError(f"{exc}; its log ({log_path(stack, svc.name)}) ends with:\n"
+        raise StandinError(f"{exc}; its log ({log_path(stack, svc.name)}) ends with:\n"
                          f"{log_tail(stack, svc.name)}") from None

@@ -1,13 +1,14 @@
-#!/usr/bin/env python3
 """The Koji stand-in of the local demo stack, as a long-running process: hub + "builder".
 
-It wraps the test harness's ``KojiHub`` (tests/harness/koji_hub.py: a real XML-RPC hub over
-HTTPS with client-certificate ``sslLogin``, serving files under ``/kojifiles``) and adds what a
-real Koji deployment does around the hub, reduced to what the demo needs:
+    python -m standins.koji_service --workdir DIR --port N --control-port M [--arches a,b]
+
+It wraps ``standins.koji_hub.KojiHub`` (a real XML-RPC hub over HTTPS with client-certificate
+``sslLogin``, serving files under ``/kojifiles``) and adds what a real Koji deployment does
+around the hub, reduced to what the demo needs:
 
 - a builder: ``POST /finish/<task_id>`` on the control port fills an image task that
   ``fedimg-build`` created through ``buildImageOz`` with one child per arch and a small REAL disk
-  image per arch (GPT + ext4, xz-compressed, made by tests/harness/disk_images.py), and closes it;
+  image per arch (GPT + ext4, xz-compressed, made by standins.disk_images), and closes it;
 - the fedora-messaging plugin: the same call announces ``buildsys.task.state.change`` (old OPEN,
   new CLOSED, body from ``KojiHub.task_state_change_body``) through fedora-messaging, i.e. to the
   exchange and topic prefix of ``$FEDORA_MESSAGING_CONF``. Calling it again for a finished task
@@ -34,14 +35,10 @@ import sys
 import threading
 from typing import Any
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+import koji
 
-import koji  # noqa: E402
-
-from tests.harness.disk_images import MiB, make_disk_image, make_xz_image  # noqa: E402
-from tests.harness.koji_hub import TASK_STATES, KojiHub  # noqa: E402
+from standins.disk_images import MiB, make_disk_image, make_xz_image
+from standins.koji_hub import TASK_STATES, KojiHub
 
 log = logging.getLogger("koji-standin")
 PUBLISH_TIMEOUT = 30  # seconds for the broker to confirm the announcement

@@ -1,6 +1,7 @@
-"""Small process helpers shared by the harness modules (and the local demo stack).
+"""Process helpers for the stand-ins: free ports, bounded waits, processes stopped by PID.
 
-Every process a test starts is stopped by PID, even when the test fails, and every wait is bounded.
+Every process a stand-in starts is stopped by its PID, even when the caller fails, and every wait
+is bounded.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from standins import StandinError
+
 
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that is free right now (the OS picks it)."""
@@ -24,7 +27,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class ProcessExited(RuntimeError):
+class ProcessExited(StandinError):
     """A process we were waiting on died; ``wait_until`` never retries this one."""
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Create datanommer's database schema on a plain PostgreSQL (no TimescaleDB).
 
 Why this exists: ``datanommer.models.init(create=True)`` (datanommer-models 1.5.0) insists on
@@ -13,11 +12,11 @@ It also installs an exact-count ``approximate_row_count(regclass)`` function, so
 left at its default ``DATAGREPPER_APPROXIMATE_COUNT = True`` works too (it would otherwise 500
 on ``/`` and ``/messagecount``).
 
-Used by the test harness (tests/harness/datagrepper.py) and the local demo stack. Idempotent:
-running it against an existing schema changes nothing.
+Used by the history stacks of ``standins.datagrepper`` (test sessions and the local demo stack).
+Idempotent: running it against an existing schema changes nothing.
 
 Usage:
-    create_datanommer_schema.py [--create-database] postgresql://user:pw@host:port/dbname
+    python -m standins.datanommer_schema [--create-database] postgresql://user:pw@host:port/dbname
 """
 
 from __future__ import annotations
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"created database {args.url.rsplit('/', 1)[-1]}")
         create_schema(args.url)
     except Exception as exc:  # a script: one clear line instead of a traceback
-        print(f"create_datanommer_schema: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"datanommer_schema: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print("datanommer schema ready (plain PostgreSQL; messages is not a hypertable)")
     return 0

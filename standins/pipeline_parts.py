@@ -1,27 +1,26 @@
-"""Which parts of the pipeline this checkout has; shared by the e2e tests and ``make demo``.
+"""Which parts of the pipeline this checkout has; asked by the end-to-end tests and ``make demo``.
 
-The end-to-end flow joins parts built separately. Where one has not landed yet, the demo and the
-tests fail with one line naming it, instead of faking it or skipping.
+The end-to-end flow joins parts built separately. Where one is missing, the demo and the tests
+fail with one line naming it, instead of faking it or skipping.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pathlib
 import pkgutil
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-# (module that must provide it, attribute, who builds it)
+# (module that must provide it, attribute, the part)
 PARTS = [
-    ("uploader.consumer", "Uploader", "intake + consumer (issue 3)"),
-    ("uploader.targets.downloads", "publish_downloads", "download artifacts (issue 4)"),
-    ("uploader.targets.aws", "publish_aws", "AWS publishing (issue 7)"),
+    ("uploader.consumer", "Uploader", "intake + consumer"),
+    ("uploader.targets.downloads", "publish_downloads", "download artifacts"),
+    ("uploader.targets.aws", "publish_aws", "AWS publishing"),
 ]
 # CLIs that started as skeletons printing "not implemented yet"
 SKELETONS = [
-    ("trigger/cli.py", "fedimg-build (issue 6)"),
-    ("reporter/cli.py", "fedimg-report (issue 5)"),
+    ("trigger.cli", "fedimg-build"),
+    ("reporter.cli", "fedimg-report"),
 ]
 
 
@@ -47,7 +46,10 @@ def missing_parts() -> list[str]:
                 out.append(f"{who}: no {attr} in {module}")
         except ImportError as exc:
             out.append(f"{who}: {module} cannot be imported ({exc})")
-    for path, who in SKELETONS:
-        if "not implemented yet" in (REPO_ROOT / path).read_text():
-            out.append(f"{who}: {path} is still the skeleton")
+    for module, who in SKELETONS:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            out.append(f"{who}: {module} cannot be found")
+        elif "not implemented yet" in pathlib.Path(spec.origin).read_text():
+            out.append(f"{who}: {module} is still the skeleton")
     return out
