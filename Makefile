@@ -32,7 +32,7 @@ services: system
 	bash deploy/local/ensure-services.sh
 
 ## make demo: system packages, running services, the venv, then the whole pipeline on a local stack
-## (deploy/local/demo.py; README, section Deployment). Safe to run again: it reuses the stack.
+## (deploy/local/demo.py; docs/deployment.md). Safe to run again: it reuses the stack.
 demo: system services venv
 	$(BIN)/python deploy/local/demo.py
 
@@ -40,6 +40,6 @@ demo: system services venv
 demo-stop:
 	$(BIN)/python deploy/local/stack.py down
 
-## make bench: list the benchmarks (each is run by hand; README, section Benchmarks, has figures)
+## make bench: list the benchmarks (each is run by hand; docs/benchmarks.md has figures)
 bench: venv
 	@for b in bench/*.py; do echo "$(BIN)/python $$b"; done

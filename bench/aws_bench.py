@@ -3,7 +3,7 @@
     .venv/bin/python bench/aws_bench.py [--size-gib 2] [--data-mib 256] \
         [--workers 16] [--regions 8] [--delay 3] [--endpoint URL]
 
-Not a test: run by hand, figures go into README "## Benchmarks".
+Not a test: run by hand, figures go into docs/benchmarks.md.
 
 1. Makes a sparse raw image (default 2 GiB) holding --data-mib of random data in 8 MiB extents
    at scattered 1 MiB-aligned offsets (like a filesystem's clustered, partition-aligned data).

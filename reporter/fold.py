@@ -151,7 +151,7 @@ def _value(regs: dict[str, list], key: str) -> Any:
 
 
 def image_record(img: ImageState) -> dict[str, Any]:
-    """One entry of images.json (design.md "Report output"; extra keys are additive)."""
+    """One entry of images.json (docs/report.md, "Outputs"; extra keys are additive)."""
     regs = img.regs
     aws = regs.get("aws", {})
     downloads = regs.get("downloads", {})

@@ -1,6 +1,6 @@
 """Read message history from datagrepper's /raw, politely and completely.
 
-datagrepper 1.1.0 facts this client is built around (see /work/shared/local-stack.md):
+datagrepper 1.1.0 facts this client is built around (measured on a real datagrepper):
 - every request runs a full COUNT and paging is OFFSET-based, so deep pages are expensive:
   a time window with more than ``max_pages`` pages is split in two and each half asked again;
   windows also start no longer than ``window_days``;
@@ -11,9 +11,11 @@ datagrepper 1.1.0 facts this client is built around (see /work/shared/local-stac
   order=asc and sort by (timestamp, msg_id) ourselves;
 - when pages == 1 the ``total`` field counts only this page, so ``pages`` drives paging;
 - the JSON Content-Type echoes the Accept header: we send Accept: application/json;
-- production gives up after 60 s: our per-request timeout is lower (reporter.timeout) and
-  5xx, timeouts, connection errors, broken JSON and short pages are retried a bounded number of
-  times with exponential backoff. Anything still failing ends the run (HistoryError).
+- production gives up after 60 s: our per-request timeout is lower (reporter.timeout).
+
+Retries follow the one HTTP policy of ``shared.http``: the session retries 5xx/429, timeouts and
+connection errors; broken JSON, a body cut off and a page shorter than it must be are asked
+again here. Each is bounded by ``retries``; anything still failing ends the run (HistoryError).
 
 Requests for different windows run concurrently (reporter.concurrency threads).
 """
@@ -23,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 import threading
 import time
 from collections.abc import Iterable
@@ -34,17 +35,18 @@ from typing import Any
 import cachetools
 import requests
 
+from shared import http as shared_http
 from shared.errors import HistoryError
+from shared.http import GaveUp, IncompleteAnswer, retry_incomplete
 
 log = logging.getLogger(__name__)
 
 CATEGORIES = ("fedimg", "fedora_image_uploader")
 ROWS_PER_PAGE = 100  # datagrepper's maximum
 DAY = 86400.0
+USER_AGENT = "fedimg-report"
 
 
-class _Retryable(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class Window:
 
 @dataclass
 class Stats:
-    requests: int = 0
+    requests: int = 0  # every HTTP attempt, the session's retries included
     retries: int = 0
     splits: int = 0
 
@@ -75,55 +77,73 @@ class History:
         window_days: float = 90,
         backoff: float = 1.0,
         categories: Iterable[str] = CATEGORIES,
-        session: requests.Session | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
         self.retries = retries
         self.concurrency = max(1, concurrency)
         self.max_pages = max(1, max_pages)
         self.window = window_days * DAY
         self.backoff = backoff
         self.categories = tuple(categories)
-        self.session = session or requests.Session()
+        self.session = shared_http.session(USER_AGENT, timeout=timeout, retries=retries,
+                                           backoff=backoff, on_retry=self._transport_retry)
         self.session.headers["Accept"] = "application/json"
-        self.session.headers.setdefault("User-Agent", "fedimg-report")
         self.stats = Stats()
         # A page of a window that is entirely in the past never changes within a run; the memo
         # spares a second request when the same page is needed again (e.g. a retried window).
         self._pages: cachetools.LRUCache = cachetools.LRUCache(maxsize=256)
         self._lock = threading.Lock()
         self._abort = threading.Event()  # set when the run has failed: stop asking
+        self._attempts = threading.local()  # HTTP attempts of the page this thread is reading
 
     # ---- one request ----------------------------------------------------------------------------
 
-    def _get_once(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _count_request(self) -> None:
+        self._attempts.n = getattr(self._attempts, "n", 0) + 1
         with self._lock:
             self.stats.requests += 1
+
+    def _transport_retry(self) -> None:
+        """The session is about to send a request again (5xx, timeout, connection error)."""
+        self._count_request()
+        with self._lock:
+            self.stats.retries += 1
+
+    def _content_retry(self) -> None:
+        with self._lock:
+            self.stats.retries += 1
+
+    def _failed(self, where: str, problem: str) -> HistoryError:
+        return HistoryError(f"datagrepper {self.base_url}/raw failed "
+                            f"{getattr(self._attempts, 'n', 0)} times for {where}: {problem}")
+
+    def _get_once(self, params: dict[str, Any], where: str) -> dict[str, Any]:
+        self._count_request()
         try:
-            resp = self.session.get(f"{self.base_url}/raw", params=params, timeout=self.timeout)
-        except (requests.Timeout, requests.ConnectionError) as e:
-            raise _Retryable(f"{type(e).__name__}: {e}") from None
-        if resp.status_code >= 500 or resp.status_code == 429:
-            raise _Retryable(f"HTTP {resp.status_code}: {resp.text[:200]!r}")
-        if resp.status_code != 200:
-            raise HistoryError(f"datagrepper answered HTTP {resp.status_code} to /raw {params}: "
-                               f"{resp.text[:200]!r}")
+            resp = self.session.get(f"{self.base_url}/raw", params=params, stream=True)
+        except requests.RequestException as e:  # the session has retried it already
+            raise self._failed(where, f"{type(e).__name__}: {e}") from None
         try:
-            data = resp.json()
-        except (ValueError, json.JSONDecodeError) as e:
-            raise _Retryable(f"broken JSON ({e})") from None
+            body = resp.content
         except requests.RequestException as e:  # body cut off while streaming
-            raise _Retryable(f"{type(e).__name__}: {e}") from None
+            raise IncompleteAnswer(f"{type(e).__name__}: {e}") from None
+        finally:
+            resp.close()
+        if resp.status_code != 200:
+            raise self._failed(where, f"HTTP {resp.status_code} to /raw {params}: {body[:200]!r}")
+        try:
+            data = json.loads(body)
+        except ValueError as e:
+            raise IncompleteAnswer(f"broken JSON ({e})") from None
         if not (isinstance(data, dict) and isinstance(data.get("raw_messages"), list)
                 and isinstance(data.get("pages"), int)):
-            raise _Retryable(f"unexpected /raw answer: {str(data)[:200]}")
+            raise IncompleteAnswer(f"unexpected /raw answer: {str(data)[:200]}")
         return data
 
     def page(self, window: Window, page: int, fresh: bool = False) -> dict[str, Any]:
-        """One page of a window, with bounded retries and exponential backoff with jitter.
+        """One page of a window, asked again (a bounded number of times) until it is complete.
 
-        A page that is not the last must be full (100 rows); a short one is retried too.
+        A page that is not the last must be full (100 rows); a short one is asked again too.
         """
         params = {
             "category": window.category,
@@ -137,29 +157,26 @@ class History:
         with self._lock:
             if key in self._pages and not fresh:
                 return self._pages[key]
-        for attempt in range(self.retries + 1):
+        where = f"{window.category} {window.start:.0f}..{window.end:.0f} page {page}"
+
+        def attempt() -> dict[str, Any]:
             if self._abort.is_set():
                 raise HistoryError("aborted: another request of this run failed")
-            try:
-                data = self._get_once(params)
-                want = _rows_expected(data, page)
-                got = len(data["raw_messages"])
-                if want is not None and got != want:
-                    raise _Retryable(f"page {page}/{data['pages']} has {got} rows, "
-                                     f"expected {want}")
-                break
-            except _Retryable as e:
-                if attempt == self.retries:
-                    raise HistoryError(
-                        f"datagrepper {self.base_url}/raw failed {attempt + 1} times for "
-                        f"{window.category} {window.start:.0f}..{window.end:.0f} page {page}: {e}"
-                    ) from None
-                delay = self.backoff * (2**attempt) * (0.5 + random.random() / 2)
-                log.warning("datagrepper: %s; retry %d/%d in %.1fs", e, attempt + 1,
-                            self.retries, delay)
-                with self._lock:
-                    self.stats.retries += 1
-                time.sleep(delay)
+            data = self._get_once(params, where)
+            want = _rows_expected(data, page)
+            got = len(data["raw_messages"])
+            if want is not None and got != want:
+                raise IncompleteAnswer(f"page {page}/{data['pages']} has {got} rows, "
+                                       f"expected {want}")
+            return data
+
+        self._attempts.n = 0
+        try:
+            data = retry_incomplete(attempt, what=f"datagrepper {where}",
+                                    attempts=self.retries + 1, backoff=self.backoff,
+                                    on_retry=self._content_retry)
+        except GaveUp as e:
+            raise self._failed(where, str(e.__cause__)) from None
         if window.end < time.time() - 300:
             with self._lock:
                 self._pages[key] = data

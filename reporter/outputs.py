@@ -1,4 +1,4 @@
-"""images.json, latest.json and simplestreams from a fold state (design.md "Report output").
+"""images.json, latest.json and simplestreams from a fold state (docs/report.md, "Outputs").
 
 Everything here is deterministic given the state, the source URL and the ``generated`` time, and
 only images.json/latest.json and the HTML carry ``generated``: the simplestreams ``updated`` is the

@@ -1,8 +1,8 @@
 """fedimg configuration: one TOML file, read once, validated against the dataclasses below.
 
 The dataclasses ARE the contract: every key, its type and its default is declared once here,
-documented in deploy/fedimg.toml.example and README. Unknown keys are errors, so a typo never
-silently falls back to a default.
+documented in deploy/fedimg.toml.example and docs/configuration.md. Unknown keys are errors,
+so a typo never silently falls back to a default.
 """
 
 from __future__ import annotations

@@ -15,8 +15,7 @@ import dataclasses
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-import requests
-
+from shared import http as shared_http
 from shared.config import Config
 from shared.errors import FedimgError, TargetFailed, as_error
 from shared.koji import anonymous_session
@@ -32,11 +31,15 @@ USER_AGENT = "fedimg-uploader"
 
 def make_clients(config: Config, targets: list[str] | tuple[str, ...]) -> Clients:
     """Clients for a process: anonymous Koji session, an HTTP session, boto3 if AWS is used."""
-    http = requests.Session()
-    http.headers["User-Agent"] = USER_AGENT
-    if config.koji.serverca:
+    read_timeout = float(config.uploader.fetch_timeout)
+    http = shared_http.session(
+        USER_AGENT,
+        timeout=(min(10.0, read_timeout), read_timeout),
+        retries=config.uploader.fetch_retries,
         # image files live on the hub's own file server (topurl), signed by the same CA
-        http.verify = config.koji.serverca
+        verify=config.koji.serverca or None,
+        same_origin_redirects=True,  # a file must come from where the configuration says
+    )
     aws = None
     s3_downloads = "downloads" in targets and config.downloads.destination.startswith("s3://")
     if "aws" in targets or s3_downloads:

@@ -1,4 +1,4 @@
-"""fedora-messaging schemas of every event fedimg publishes (public API; see README, Messages)."""
+"""fedora-messaging schemas of every event fedimg publishes (public API; see docs/messages.md)."""
 
 from shared.messages.base import FedimgMessage, routing_word
 from shared.messages.events import (

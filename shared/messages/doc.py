@@ -1,8 +1,8 @@
-"""Render README's topic table from the message classes, so the contract is written once.
+"""Render the topic reference (docs/messages.md) from the message classes: written once.
 
-`python -m shared.messages.doc` prints the Markdown, `--write README.md` updates README;
-tests/shared/test_messages.py checks that README.md contains exactly this text between the
-TOPICS markers.
+`python -m shared.messages.doc` prints the Markdown, `--write` replaces the block between the
+TOPICS markers of docs/messages.md (or of the file named after it); a test fails when that block
+differs from what the classes render.
 """
 
 from __future__ import annotations
@@ -41,15 +41,18 @@ def render() -> str:
     return "\n".join(parts)
 
 
-def write(readme: Path) -> None:
-    """Replace the generated block in README in place."""
-    text = readme.read_text()
+DOC = Path("docs") / "messages.md"  # relative to the repository root
+
+
+def write(page: Path) -> None:
+    """Replace the generated block of a Markdown page in place."""
+    text = page.read_text()
     start, end = text.index(BEGIN), text.index(END) + len(END)
-    readme.write_text(text[:start] + render() + text[end:])
+    page.write_text(text[:start] + render() + text[end:])
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--write"]:
-        write(Path(sys.argv[2] if len(sys.argv) > 2 else "README.md"))
+        write(Path(sys.argv[2]) if len(sys.argv) > 2 else DOC)
     else:
         print(render())

@@ -1,8 +1,8 @@
 """The messages fedimg publishes. QE and other consumers depend on them: they are public API.
 
 Change a body incompatibly only with a new class and a new version in the topic (v2).
-Each class carries an `example` body; README's topic table is generated from these
-(`python -m shared.messages.doc`) and a test keeps the two in step.
+Each class carries an `example` body; the topic reference docs/messages.md is generated from
+these (`python -m shared.messages.doc`) and a test keeps the two in step.
 """
 
 from __future__ import annotations

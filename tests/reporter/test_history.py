@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
+import time
+import urllib.parse
 
 import pytest
-import requests
 import responses
 
 from reporter.history import History, HistoryError
@@ -63,23 +66,76 @@ def test_same_second_rows_across_split_windows_are_read_once():
     assert [r["msg_id"] for r in got] == [r["msg_id"] for r in _wanted(rows)]
 
 
-@responses.activate
+class _FaultyDatagrepper:
+    """A real HTTP server on loopback answering /raw from a RawHistory, where ``faults[n]`` spoils
+    request n: "stall" (no answer within the client's timeout), "reset" (the connection closes
+    without an answer), or (status, body) sent instead of the page. The transport retries only
+    happen on a real connection, so these faults cannot be injected below requests."""
+
+    STALL = 1.0  # seconds; the client's timeout is a fraction of it
+
+    def __init__(self, hist: RawHistory, faults: dict[int, object]) -> None:
+        self.queries: list[str] = []  # every request's query string, in arrival order
+        lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                query = urllib.parse.urlsplit(self.path).query
+                with lock:
+                    outer.queries.append(query)
+                    fault = faults.get(len(outer.queries))
+                if fault == "stall":
+                    time.sleep(outer.STALL)
+                    return
+                if fault == "reset":
+                    self.close_connection = True
+                    return
+                if fault is None:
+                    status, doc = hist.answer(urllib.parse.parse_qs(query))
+                    body = json.dumps(doc)
+                else:
+                    status, body = fault
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body.encode())))
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def test_5xx_timeouts_and_broken_json_are_retried():
     rows = _history(250)
-    hist = RawHistory(rows)
     faults = {
-        1: (500, {}, json.dumps({"error": "internal_error"})),
-        2: requests.ReadTimeout("read timed out"),
-        3: (200, {"Content-Type": "application/json"}, '{"raw_messages": [{"i": 0, "msg'),
-        5: (502, {}, "<html>bad gateway</html>"),
-        6: requests.ConnectionError("connection reset"),
+        1: (500, json.dumps({"error": "internal_error"})),
+        2: "stall",
+        3: (200, '{"raw_messages": [{"i": 0, "msg'),
+        5: (502, "<html>bad gateway</html>"),
+        6: "reset",
     }
-    responses.add_callback(responses.GET, RAW,
-                           callback=hist.responses_callback(lambda n: faults.get(n)))
-    client = _client(concurrency=1, retries=5)
-    got = client.fetch(1_600_000_000.0, 1_800_000_000.0)
+    server = _FaultyDatagrepper(RawHistory(rows), faults)
+    try:
+        client = History(server.url, backoff=0.001, retries=5, concurrency=1,
+                         timeout=server.STALL / 4)
+        got = client.fetch(1_600_000_000.0, 1_800_000_000.0)
+    finally:
+        server.close()
     assert got == _wanted(rows)
     assert client.stats.retries == len(faults)
+    assert client.stats.requests == len(server.queries)  # the session's own retries counted
+    for n in faults:  # each spoiled request was asked again, at once, with the same query
+        assert server.queries[n] == server.queries[n - 1], n
 
 
 @responses.activate

@@ -100,6 +100,8 @@ def test_http_503_is_transient_and_404_is_bad_input(koji_hub, config, clients, x
     with pytest.raises(TransientError, match="HTTP 503"), \
             fetched(source, config=config, clients=clients):
         pytest.fail("unreachable")
+    gets = [p for m, p in koji_hub.requests if m == "GET"]
+    assert len(gets) == 2 and len(set(gets)) == 1  # fetch_retries = 1: the same file once more
     koji_hub.down = False
     koji_hub.remove_file(source.url)
     with pytest.raises(BadInput, match="HTTP 404"), \

@@ -1,13 +1,14 @@
 """Verified fetch: stream an image from a configured location, check it, make a sparse raw disk.
 
-Rules (design.md, "Rules that make it secure and reliable"):
+Rules that keep it secure and reliable:
 - Only URLs below koji.topurl or compose.base_url are fetched (`allowed_roots`); the sources
   build them, this module checks them again, so a bug upstream cannot widen what we fetch.
-- Redirects are followed by hand and only within the same scheme://host:port; anything else is
-  refused (VerificationFailed, never retried).
-- Each request has (connect, read) timeouts; a read timeout is "fetch_timeout seconds without a
-  byte". Connection errors, timeouts, truncated bodies and HTTP 5xx/429 are retried
-  `fetch_retries` times with a short capped backoff, then reported as TransientError (Nack).
+- The HTTP session (`uploader.pipeline.make_clients`, policy in `shared.http`) follows redirects
+  only within the same scheme://host:port; anything else is refused (VerificationFailed, never
+  retried). It retries connection errors, timeouts and HTTP 5xx/429 `fetch_retries` times with
+  a short capped backoff; a read timeout is "fetch_timeout seconds without a byte".
+- A body cut off while streaming, or shorter than the source records, is fetched again, at most
+  `fetch_retries` more times. Whatever is still failing is reported as TransientError (Nack).
 - Size and sha256 are checked while streaming (1 MiB chunks, so memory does not grow with the
   image); a mismatch is VerificationFailed and the bytes are discarded.
 - Only verified bytes are decompressed: `.raw.xz` with multithreaded `xz -d -T0` whose stdout is
@@ -28,29 +29,34 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import requests
 
 from shared.config import Config
 from shared.errors import BadInput, TransientError, VerificationFailed
+from shared.http import (
+    MAX_REDIRECTS,
+    RETRY_STATUS,
+    GaveUp,
+    IncompleteAnswer,
+    RedirectRefused,
+    retry_incomplete,
+)
 from uploader.intake.wanted import safe_filename
 from uploader.model import Clients, ImageSource, VerifiedImage
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 CHUNK = 1 << 20
-MAX_REDIRECTS = 5
-MAX_BACKOFF = 10.0
-BACKOFF = 0.5
-_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
-class _Retry(Exception):
-    """A failure worth another attempt (network, timeout, truncation, 5xx)."""
+BACKOFF = 0.5  # seconds before the second attempt; doubled for each further one
+# what breaks a body mid-stream: the transport retried the request, not the reading of its body
+_CUT_OFF = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
 def allowed_roots(config: Config) -> tuple[str, ...]:
@@ -71,90 +77,58 @@ def check_allowed(url: str, roots: tuple[str, ...]) -> None:
         )
 
 
-def _same_origin(a: str, b: str) -> bool:
-    pa, pb = urllib.parse.urlsplit(a), urllib.parse.urlsplit(b)
-    return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
-
-
-def _open(http: requests.Session, url: str, timeout: tuple[float, float]) -> requests.Response:
-    """GET url (streaming), following redirects only within the same origin."""
-    current = url
-    for _ in range(MAX_REDIRECTS + 1):
-        try:
-            # verify passed explicitly: requests lets $REQUESTS_CA_BUNDLE override a session's
-            # CA bundle (koji.serverca) unless the request names it
-            resp = http.get(current, stream=True, allow_redirects=False, timeout=timeout,
-                            verify=http.verify)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise _Retry(f"{current}: {exc.__class__.__name__}: {exc}") from exc
-        if not resp.is_redirect:
-            return resp
-        location = urllib.parse.urljoin(current, resp.headers.get("Location", ""))
-        resp.close()
-        if not _same_origin(url, location):
-            raise VerificationFailed(
-                f"refusing redirect from {current} to another host: {location}"
-            )
-        current = location
-    raise VerificationFailed(f"{url}: more than {MAX_REDIRECTS} redirects")
-
-
-def _check_status(resp: requests.Response, url: str) -> None:
-    if resp.status_code == 200:
-        return
+def _open(http: requests.Session, url: str) -> requests.Response:
+    """GET url (streaming) through the session's policy; only a 200 or a 404 comes back."""
+    try:
+        # verify passed explicitly: requests lets $REQUESTS_CA_BUNDLE override a session's
+        # CA bundle (koji.serverca) unless the request names it
+        resp = http.get(url, stream=True, verify=http.verify)
+    except RedirectRefused as exc:
+        raise VerificationFailed(str(exc)) from exc
+    except requests.TooManyRedirects as exc:
+        raise VerificationFailed(f"{url}: more than {MAX_REDIRECTS} redirects") from exc
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise TransientError(f"{url}: {exc.__class__.__name__}: {exc}") from exc
+    if resp.status_code in (200, 404):
+        return resp
     resp.close()
-    if resp.status_code in _RETRY_STATUS:
-        raise _Retry(f"{url}: HTTP {resp.status_code}")
+    if resp.status_code in RETRY_STATUS:
+        raise TransientError(f"{url}: HTTP {resp.status_code}")
     raise BadInput(f"{url}: HTTP {resp.status_code}")
 
 
-def _with_retries(what: str, retries: int, attempt_fn):  # noqa: ANN001, ANN202 - internal
-    for attempt in range(retries + 1):
-        try:
-            return attempt_fn()
-        except _Retry as exc:
-            if attempt >= retries:
-                raise TransientError(f"{what}: {exc} (gave up after {attempt + 1} attempts)") \
-                    from exc
-            delay = min(BACKOFF * 2**attempt, MAX_BACKOFF)
-            log.warning("%s: %s; retrying in %.1f s (%d/%d)", what, exc, delay, attempt + 1,
-                        retries)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
-
-
-def _timeouts(config: Config) -> tuple[float, float]:
-    read = float(config.uploader.fetch_timeout)
-    return (min(10.0, read), read)
+def _until_complete(url: str, config: Config, attempt: Callable[[], T]) -> T:
+    try:
+        return retry_incomplete(attempt, what=f"fetching {url}", backoff=BACKOFF,
+                                attempts=config.uploader.fetch_retries + 1)
+    except GaveUp as exc:
+        raise TransientError(str(exc)) from exc
 
 
 def get_small(
     http: requests.Session, url: str, *, config: Config, max_bytes: int = 64 << 20
 ) -> bytes | None:
     """Fetch a small document (images.json) by the same rules; None if it is not there (404)."""
-    roots = allowed_roots(config)
-    check_allowed(url, roots)
+    check_allowed(url, allowed_roots(config))
 
     def attempt() -> bytes | None:
-        resp = _open(http, url, _timeouts(config))
+        resp = _open(http, url)
         if resp.status_code == 404:
             resp.close()
             return None
-        _check_status(resp, url)
         data = bytearray()
         try:
             for chunk in resp.iter_content(CHUNK):
                 data += chunk
                 if len(data) > max_bytes:
                     raise BadInput(f"{url}: larger than {max_bytes} bytes")
-        except (requests.ConnectionError, requests.Timeout,
-                requests.exceptions.ChunkedEncodingError) as exc:
-            raise _Retry(f"{url}: {exc.__class__.__name__}: {exc}") from exc
+        except _CUT_OFF as exc:
+            raise IncompleteAnswer(f"{url}: {exc.__class__.__name__}: {exc}") from exc
         finally:
             resp.close()
         return bytes(data)
 
-    return _with_retries(f"fetching {url}", config.uploader.fetch_retries, attempt)
+    return _until_complete(url, config, attempt)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,14 +147,15 @@ def download(
     size: int | None = None,
     sha256: str | None = None,
 ) -> Download:
-    """Stream url into dest, checking size and sha256 on the way; retried when transient."""
-    roots = allowed_roots(config)
-    check_allowed(url, roots)
+    """Stream url into dest, checking size and sha256 on the way; fetched again when cut off."""
+    check_allowed(url, allowed_roots(config))
     expected_sha = sha256.lower() if sha256 else None
 
     def attempt() -> Download:
-        resp = _open(http, url, _timeouts(config))
-        _check_status(resp, url)
+        resp = _open(http, url)
+        if resp.status_code == 404:
+            resp.close()
+            raise BadInput(f"{url}: HTTP 404")
         announced = resp.headers.get("Content-Length")
         if size is not None and announced is not None and announced.isdigit() \
                 and int(announced) != size:
@@ -198,13 +173,12 @@ def download(
                         raise VerificationFailed(f"{url}: more than the recorded {size} bytes")
                     digest.update(chunk)
                     out.write(chunk)
-        except (requests.ConnectionError, requests.Timeout,
-                requests.exceptions.ChunkedEncodingError) as exc:
-            raise _Retry(f"{url}: {exc.__class__.__name__} after {got} bytes") from exc
+        except _CUT_OFF as exc:
+            raise IncompleteAnswer(f"{url}: {exc.__class__.__name__} after {got} bytes") from exc
         finally:
             resp.close()
         if size is not None and got != size:
-            raise _Retry(f"{url}: got {got} bytes, the source records {size}")
+            raise IncompleteAnswer(f"{url}: got {got} bytes, the source records {size}")
         actual = digest.hexdigest()
         if expected_sha is not None and actual != expected_sha:
             raise VerificationFailed(
@@ -212,7 +186,7 @@ def download(
             )
         return Download(dest, got, actual)
 
-    return _with_retries(f"fetching {url}", config.uploader.fetch_retries, attempt)
+    return _until_complete(url, config, attempt)
 
 
 def to_sparse_raw(src: Path, raw: Path, image_type: str, *, clients: Clients,

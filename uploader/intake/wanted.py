@@ -22,7 +22,8 @@ TYPE_SUFFIXES: dict[str, tuple[str, ...]] = {
     "qcow2": (".qcow2",),
 }
 
-# Parent task methods that produce images, and nothing else (Koji facts in design.md).
+# Parent task methods that produce images, and nothing else: Koji's image-build (image),
+# livemedia, appliance, kiwi and image-builder tasks.
 IMAGE_METHODS = frozenset({"image", "livemedia", "appliance", "kiwiBuild", "imageBuilderBuild"})
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]{0,254}")
