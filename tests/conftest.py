@@ -7,6 +7,11 @@ live in tests/harness/ and are registered here, so any test can ask for them by 
 import pathlib
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: on a busy shared machine a slow example is not a failing one.
+settings.register_profile("fedimg", deadline=None)
+settings.load_profile("fedimg")
 
 pytest_plugins = [  # disk_images first: koji_hub imports it, and pytest must rewrite it first
     "tests.harness.disk_images",
