@@ -8,6 +8,11 @@ so any test can ask for them by name.
 import pathlib
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: on a busy shared machine a slow example is not a failing one.
+settings.register_profile("fedimg", deadline=None)
+settings.load_profile("fedimg")
 
 pytest_plugins = [
     "tests.harness.disk_images",

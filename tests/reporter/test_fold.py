@@ -117,6 +117,28 @@ def test_later_success_supersedes_failure_but_not_the_other_way():
     assert [f["destination"] for f in img["failures"]] == ["eu-west-1"]
 
 
+@given(st.permutations(["candidate", "release", "published"]))
+def test_an_image_shows_the_most_official_channel_it_reached(order):
+    """A promotion to release wins over the candidate it came from, whatever arrives first."""
+    name = "Fedora-Cloud-Base-AmazonEC2.x86_64-41-1.4"
+    ident = {"name": name, "release": "41", "subvariant": "Cloud_Base", "arch": "x86_64",
+             "channel": "candidate", "compose_id": None, "koji_task_id": 7,
+             "koji_build_id": None}
+    p = "org.fedoraproject.prod.fedimg.image."
+    rows = {
+        "candidate": row("c", 10, p + "accepted.v1", {**ident, "targets": ["aws"],
+                                                      "source_url": "https://k.example/x",
+                                                      "size": 1, "sha256": "0" * 64}),
+        "release": row("r", 20, p + "promoted.v1.x", {
+            **{k: ident[k] for k in ("name", "release", "subvariant", "arch")},
+            "channel": "release", "official": True, "agent": "releng", "note": None}),
+        "published": row("p", 30, p + "published.v1.aws.eu-west-1",
+                         {**ident, "region": "eu-west-1", "ami": "ami-0abc", "public": True}),
+    }
+    [img] = image_records(fold([rows[k] for k in order]))
+    assert (img["channel"], img["official"]) == ("release", True)
+
+
 # ---- algebra: property tests --------------------------------------------------------------------
 
 _NAMES = ["Fedora-Cloud-Base-AmazonEC2-Rawhide-20250601.n.0.x86_64",

@@ -1,4 +1,7 @@
-"""The datagrepper client against faults the real stack cannot produce on demand (responses)."""
+"""The datagrepper client against faults the real stack cannot produce on demand (responses).
+
+Paging, window splits and same-second rows on a healthy server: test_real_paging.py.
+"""
 
 from __future__ import annotations
 
@@ -39,33 +42,6 @@ def _wanted(rows):
 
 
 @responses.activate
-def test_reads_every_row_in_order_with_datagrepper_parameters():
-    rows = _history(700)
-    hist = RawHistory(rows)
-    responses.add_callback(responses.GET, RAW, callback=hist.responses_callback())
-    client = _client(max_pages=2, window_days=365)
-    got = client.fetch(1_600_000_000.0, 1_800_000_000.0)
-    assert got == _wanted(rows)
-    for call in responses.calls:
-        q = call.request.params
-        assert q["order"] == "asc" and q["rows_per_page"] == "100"
-        assert float(q["start"]) > 0 and "end" in q  # end alone would be ignored
-        assert q["category"] in ("fedimg", "fedora_image_uploader")
-        assert call.request.headers["Accept"] == "application/json"
-    # 467 rows in two categories at 2 pages max per window: the windows had to be split
-    assert client.stats.splits > 0
-    assert max(int(c.request.params["page"]) for c in responses.calls) <= 2
-
-
-@responses.activate
-def test_same_second_rows_across_split_windows_are_read_once():
-    rows = _history(900, same_second=300)  # 300 rows per second, 3 seconds
-    hist = RawHistory(rows)
-    responses.add_callback(responses.GET, RAW, callback=hist.responses_callback())
-    got = _client(max_pages=1).fetch(1_699_999_000.0, 1_700_001_000.0)
-    assert [r["msg_id"] for r in got] == [r["msg_id"] for r in _wanted(rows)]
-
-
 class _FaultyDatagrepper:
     """A real HTTP server on loopback answering /raw from a RawHistory, where ``faults[n]`` spoils
     request n: "stall" (no answer within the client's timeout), "reset" (the connection closes
@@ -184,13 +160,12 @@ def test_empty_last_page_is_caught_too():
 
 
 @responses.activate
-def test_empty_history_and_client_errors():
-    hist = RawHistory([])
-    responses.add_callback(responses.GET, RAW, callback=hist.responses_callback())
-    assert _client().fetch(1_600_000_000.0, 1_800_000_000.0) == []
-    responses.replace(responses.GET, RAW, status=400, body="<html>bad request</html>")
+def test_client_errors_are_fatal_at_once():
+    responses.add(responses.GET, RAW, status=400, body="<html>bad request</html>")
+    client = _client()
     with pytest.raises(HistoryError, match="HTTP 400"):
-        _client().fetch(1_600_000_000.0, 1_800_000_000.0)
+        client.fetch(1_600_000_000.0, 1_800_000_000.0)
+    assert client.stats.retries == 0
 
 
 def test_dead_port_is_a_history_error_quickly():

@@ -376,8 +376,14 @@ def test_arch_helpers():
             aws_arch(bad)
 
 
-def test_channels_order():
-    assert CHANNELS == ("nightly", "weekly", "candidate", "release")
+def test_every_channel_is_what_some_image_reads_as():
+    """Each channel is reached from the names (or the promotion) that carry it, and no other."""
+    candidate = "Fedora-Cloud-Base-Generic-43-1.6.x86_64.qcow2"
+    got = [identify("Fedora-Cloud-Base-Rawhide-20261125.n.0.x86_64.raw.xz").channel,
+           identify("Fedora-Cloud-Base-Rawhide-weekly.20261125.x86_64.raw.xz").channel,
+           identify(candidate).channel,
+           identify(candidate, hint=Hint(channel="release")).channel]
+    assert got == list(CHANNELS)  # from the least official to the most
 
 
 # --- properties ---------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import koji
 import pytest
@@ -208,11 +207,9 @@ def test_hub_down_is_one_line_after_bounded_retries(make_config, koji_hub_tls, c
 def test_hub_refusing_connections(make_config, koji_hub_tls, capsys):
     cfg = make_config([WEEKLY])
     koji_hub_tls.stop()
-    started = time.monotonic()
-    rc, _, err = run(capsys, "--config", cfg, "--date", DATE, "--no-messages")
-    assert rc == 1
+    rc, out, err = run(capsys, "--config", cfg, "--date", DATE, "--no-messages")
+    assert rc == 1 and out == []
     one_error_line(err, "is unreachable after 2 attempt(s)")
-    assert time.monotonic() - started < 30
 
 
 def test_hub_failing_mid_run_stops_the_run(make_config, koji_hub_tls, capsys):

@@ -160,6 +160,7 @@ def test_unsafe_file_names_never_reach_the_disk(koji_hub, config, clients, xz_bu
     assert [r for r in koji_hub.requests if r[0] == "GET"] == []
 
 
+@pytest.mark.slow  # runs qemu-img
 def test_raw_and_qcow2_sources_become_sparse_raw(koji_hub, make_config, clients, raw_image,
                                                  tmp_path):
     cfg = make_config(uploader={"image_types": ["raw", "qcow2"]})
@@ -179,6 +180,7 @@ def test_raw_and_qcow2_sources_become_sparse_raw(koji_hub, make_config, clients,
             assert allocated_bytes(image.raw_path) < raw_image.size // 4
 
 
+@pytest.mark.slow  # runs qemu-img
 def test_qcow2_with_a_backing_file_is_refused(koji_hub, make_config, clients, raw_image,
                                               tmp_path):
     cfg = make_config(uploader={"image_types": ["qcow2"]})

@@ -149,10 +149,8 @@ def test_failed_conversion_fails_only_its_format_and_leaves_no_partial_file(
 def test_timeout_kills_the_conversion_and_reports_it(case, dest, emit, fake_tools: FakeTools):
     fake_tools.install("xz", "exec sleep 600")
 
-    started = time.monotonic()
     outcome = _run(case, dest, emit, timeout=3)
 
-    assert time.monotonic() - started < 30
     assert outcome.failed == ["raw.tar.xz"] and outcome.published == ["qcow2"]
     (failure,) = emit.bodies(FAILED)
     assert failure["error_kind"] == "timeout" and failure["retryable"] is True
@@ -260,19 +258,19 @@ def test_a_live_runs_temporary_file_is_left_alone(case, dest, emit):
 
 
 def test_both_conversions_run_at_the_same_time(case, dest, emit, fake_tools: FakeTools):
-    log = fake_tools.directory / "times"
-    for tool in ("qemu-img", "xz"):
-        fake_tools.install(tool, f'echo "{tool} start $(date +%s.%N)" >> {log}; sleep 1; '
-                                 f'"$REAL" "$@"; rc=$?; echo "{tool} end $(date +%s.%N)" >> {log}; '
-                                 "exit $rc")
+    log = fake_tools.directory / "events"
+    for tool, other in (("qemu-img", "xz"), ("xz", "qemu-img")):
+        # each waits (boundedly) for the other to start before it does its work: run one after
+        # the other, the first would end before the second started
+        fake_tools.install(tool, f'echo "{tool} start" >> {log}; i=0; '
+                                 f'while ! grep -q "^{other} start" {log} && [ $i -lt 300 ]; '
+                                 'do sleep 0.1; i=$((i+1)); done; '
+                                 f'"$REAL" "$@"; rc=$?; echo "{tool} end" >> {log}; exit $rc')
     assert _run(case, dest, emit).ok
-    times = {}
-    for line in log.read_text().splitlines():
-        tool, event, stamp = line.split()
-        times[tool, event] = float(stamp)
-    # Each started before the other ended: the intervals overlap.
-    assert times["qemu-img", "start"] < times["xz", "end"]
-    assert times["xz", "start"] < times["qemu-img", "end"]
+    events = log.read_text().splitlines()
+    # both started before either ended: the conversions overlapped
+    assert sorted(events[:2]) == ["qemu-img start", "xz start"], events
+    assert {"qemu-img end", "xz end"} <= set(events[2:]), events
 
 
 def test_identity_that_cannot_be_a_path_fails_both_formats_and_writes_nothing(
