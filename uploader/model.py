@@ -60,6 +60,7 @@ class ImageSource:
             "subvariant": ident.subvariant,
             "arch": ident.arch,
             "channel": ident.channel,
+            "channel_inferred": ident.channel_inferred,
             "compose_id": self.compose_id,
             "koji_task_id": self.koji_task_id,
             "koji_build_id": self.koji_build_id,
