@@ -227,7 +227,8 @@ def state_to_json(state: FoldState, source: str, overlap: float) -> dict[str, An
         "seen": {i: ts for i, ts in sorted(state.seen.items()) if ts >= horizon},
         "images": {
             key: {
-                "name": img.name, "derived": img.derived, "first_seen": img.first_seen, "updated": img.updated,
+                "name": img.name, "derived": img.derived, "first_seen": img.first_seen,
+                "updated": img.updated,
                 "channel": img.channel, "identity": img.identity, "source": img.source,
                 "regs": img.regs,
             }
