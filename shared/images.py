@@ -3,6 +3,7 @@
 Fedora has named its cloud images differently in every era; all of these are real:
 
     Fedora-Cloud-Base-20141203-21.x86_64.qcow2                  F21: date before release
+    fedora-cloud-base-20140616-rawhide.x86_64.raw.xz            2014 Koji: lower case, date first
     Fedora-Cloud-Base-Rawhide-20150101.x86_64.raw.xz            Koji nightly, bare date
     Fedora-Cloud-Base-23-20160103.x86_64.qcow2                  F22/F23 Koji image builds
     Fedora-Atomic-26-20170707.1.x86_64.qcow2                    pungi 4, unlabelled production
@@ -344,8 +345,10 @@ def _version(tail: list[str]) -> dict[str, Any] | None:
         and _DATE.fullmatch(tail[0])
         and (m := _RELEASE.fullmatch(tail[1]))
         and _valid_date(tail[0])
-        and m["rel"].isdigit()
     ):
+        if not m["rel"].isdigit():  # 2014 Koji nightlies: "fedora-cloud-base-20140616-rawhide"
+            return {"release": "Rawhide", "channel": "nightly", "compose_date": tail[0],
+                    "respin": None, "version_label": tail[0]}
         return {
             "release": m["rel"], "channel": "candidate" if m["ms"] else None,
             "compose_date": tail[0], "respin": None, "version_label": tail[0],
