@@ -41,7 +41,7 @@ class ImageSource:
     compose_id: str | None = None
     koji_task_id: int | None = None
     koji_build_id: int | None = None
-    targets: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()  # the configured targets that take its arch; () = all
 
     @property
     def source_label(self) -> str:
