@@ -38,7 +38,7 @@ def _mentions(row: dict[str, Any], key: str) -> bool:
 
 def _sets(obs_sets: tuple[tuple[str, str, Any], ...]) -> str:
     words = [f"{field}[{k}]" if k else field for field, k, _ in obs_sets]
-    return ", ".join(words) if words else "identity only (no result carried)"
+    return "sets " + ", ".join(words) if words else "identity only (no result carried)"
 
 
 def explain(rows: Iterable[dict[str, Any]], name: str) -> list[Mention]:
@@ -69,7 +69,7 @@ def explain(rows: Iterable[dict[str, Any]], name: str) -> list[Mention]:
         mine = [o for o in observations if image_key(o.name) == key]
         if mine:
             detail = "; ".join(_sets(o.sets) for o in mine)
-            out.append(Mention(ts, msg_id, topic, True, f"sets {detail}"))
+            out.append(Mention(ts, msg_id, topic, True, detail))
         elif _mentions(row, key):
             others = ", ".join(sorted({o.name for o in observations})) or "no image"
             out.append(Mention(ts, msg_id, topic, False, f"read as {others}"))

@@ -81,8 +81,3 @@ def composes() -> dict[str, dict[str, Any]]:
 
 def expected_unreadable() -> dict[str, str]:
     return _load(REAL / "expected-unreadable.json")["records"]
-
-
-def sources() -> list[dict[str, Any]]:
-    """The "source" of every corpus file, for the counts in the corpus README."""
-    return [_load(p)["source"] for p in sorted(REAL.glob("*/*.json"))]

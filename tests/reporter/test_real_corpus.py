@@ -8,6 +8,7 @@ in expected-unreadable.json, and that list is kept exact in both directions.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -22,6 +23,7 @@ from reporter.fold import fold, image_key, image_records
 from tests.real_corpus import REAL, expected_unreadable, message_records
 
 PRODUCTION = "messages/fiu-production-fetch_amis#0"
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _expected_images() -> dict[str, list[list[str]]]:
@@ -155,3 +157,38 @@ def test_sstream_query_finds_the_production_ami(tmp_path):
         ("ami-096b0e83fe32a74bb", "Fedora-Cloud-Base-AmazonEC2.x86_64-41-Prerelease-1.2",
          "x86_64")]
     assert len(sq("release=41", "datatype=image-ids")) == 22
+
+
+@pytest.mark.slow
+def test_explain_command_against_the_real_datagrepper(datagrepper_empty, tmp_path):
+    """Real production and legacy records go through datanommer; --explain reads them back."""
+    by_id = {r.id: r.row for r in message_records()}
+    prod = by_id[PRODUCTION]
+    dg = datagrepper_empty
+    dg.publish_and_wait([(prod["topic"], prod["msg"], "2024-09-12T01:55:05+00:00")])
+    legacy = by_id["messages/fedimg-fedmsg_meta#8"]  # 2014 lower-case name, an AMI in eu-west-1
+    dg.insert_legacy(legacy["topic"], legacy["msg"], 1726106000.0, agent_name="fedimg")
+    bad = {**legacy["msg"], "destination": "somewhere"}
+    dg.insert_legacy(legacy["topic"], bad, 1726106001.0, agent_name="fedimg")
+    cfg = tmp_path / "fedimg.toml"
+    cfg.write_text('[reporter]\nsince = "2024-09-10"\nwindow_days = 365\nretries = 1\n')
+
+    def explain_cli(name: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "reporter.cli", "--config", str(cfg), "--datagrepper", dg.url,
+             "--explain", name], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    proc = explain_cli(prod["msg"]["image_name"])
+    assert proc.returncode == 0, proc.stderr
+    head, line = proc.stdout.splitlines()
+    assert head.endswith("1 message(s) made its entry, 0 mentioned it but were not used")
+    assert line.startswith("used     2024-09-12T01:55:05Z ") and "aws[us-east-1]" in line
+    proc = explain_cli("Fedora-Cloud-Base-Rawhide-20140604.x86_64")  # another case: same image
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "1 message(s) made its entry, 1 mentioned it but were not used" in lines[0]
+    assert lines[1].startswith("used ") and "sets aws[eu-west-1]" in lines[1]
+    assert lines[2].startswith("not used ") and "'somewhere', expected an EC2 region" in lines[2]
+    assert not list(tmp_path.glob("*/images.json"))  # --explain writes nothing
+    assert explain_cli("Fedora-Cloud-Base-99-1.1.x86_64").returncode == 1
