@@ -484,3 +484,24 @@ def test_compose_version_splits_release_and_version(compose_id, expected):
     from shared.images import compose_version
 
     assert compose_version(compose_id) == expected
+
+
+@pytest.mark.parametrize("name, hint, expected", [
+    # a bare date says nothing; the kind of source does
+    ("Fedora-Cloud-Base-23-20160103.x86_64.raw.xz", Hint(scratch=True),
+     ("nightly", "scratch Koji task")),
+    ("Fedora-Cloud-Base-23-20151030.x86_64.raw.xz", Hint(scratch=False),
+     ("candidate", "Koji build")),
+    ("Fedora-Cloud-Base-42-20250101.t.0.x86_64.raw.xz",
+     Hint(compose_id="Fedora-42-20250101.t.0", compose_type="test"), ("nightly", "test compose")),
+    # what the name or the source's own words say is never overridden by the rule
+    ("Fedora-Cloud-Base-Rawhide-20261125.n.0.x86_64.raw.xz", Hint(scratch=False),
+     ("nightly", None)),
+    ("Fedora-Cloud-Base-23-20160103.x86_64.raw.xz",
+     Hint(scratch=True, compose_id="Fedora-23-20160103.0"), ("candidate", None)),
+    # nothing about the source: nobody can tell
+    ("Fedora-Cloud-Base-23-20160103.x86_64.raw.xz", Hint(), (None, None)),
+])
+def test_channel_rule_when_the_name_says_none(name, hint, expected):
+    got = identify(name, hint=hint)
+    assert (got.channel, got.channel_inferred) == expected
