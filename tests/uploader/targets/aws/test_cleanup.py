@@ -14,7 +14,7 @@ from uploader.targets.aws import naming, publish_aws
 from uploader.targets.aws.cleanup import cleanup
 
 pytestmark = pytest.mark.slow
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[4]
 REGIONS = ["us-east-1", "eu-west-1"]
 CANDIDATE = "Fedora-Cloud-Base-AmazonEC2-43-1.6.x86_64"
 

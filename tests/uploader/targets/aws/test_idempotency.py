@@ -15,7 +15,7 @@ from uploader.targets.aws import ami, blocks, naming, publish_aws, snapshot
 from uploader.targets.aws.clients import ClientFactory
 
 pytestmark = pytest.mark.slow
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[4]
 REGIONS = ["us-east-1", "eu-west-1", "ap-northeast-1"]
 
 

@@ -23,7 +23,7 @@ from .conftest import BASE_URL, NAME, Case, FakeTools, Recorder, alive, config_f
 
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[4]
 PUBLISHED = "fedimg.image.published.v1.downloads"
 FAILED = "fedimg.image.failed.v1"
 
