@@ -269,3 +269,26 @@ def test_compose_not_found_mismatched_or_hostile_images_json(koji_hub, config, c
                       b"{not json")
     with pytest.raises(BadInput, match="unusable images.json"):
         compose_images("Fedora-43-20251026.0", config=config, clients=clients)
+
+
+def test_arches_a_target_cannot_take_are_left_out_for_it_before_fetching(koji_hub, make_config,
+                                                                         caplog):
+    from uploader.intake.route import Request, find_images
+    from uploader.pipeline import make_clients
+
+    files = {a: {f"{NIGHTLY}.{a}.raw.xz": None} for a in ("i386", "x86_64", "s390x")}
+    tid = koji_hub.add_image_task(arches=["i386", "x86_64", "s390x"], files=files)
+    both = make_config(uploader={"targets": ["aws", "downloads"]})
+    caplog.set_level(logging.INFO)
+    got = find_images(Request("task", tid), config=both, clients=make_clients(both, []))
+    assert [(s.identity.arch, s.targets) for s in got] == [
+        ("i386", ("downloads",)), ("x86_64", ("aws", "downloads")), ("s390x", ("downloads",))]
+    assert caplog.text.count("aws left out: they do not take") == 2
+    aws_only = make_config(uploader={"targets": ["aws"]})
+    got = find_images(Request("task", tid), config=aws_only, clients=make_clients(aws_only, []))
+    assert [s.identity.arch for s in got] == ["x86_64"]
+    assert "s390x images; no target left, image dropped" in caplog.text
+    none = make_config()  # no target: fetch and verify only, every arch kept
+    got = find_images(Request("task", tid), config=none, clients=make_clients(none, []))
+    assert [s.targets for s in got] == [(), (), ()]
+    assert _file_requests(koji_hub) == []

@@ -104,7 +104,8 @@ def find_images(request: Request, *, config: Config, clients: Clients) -> list[I
     """Ask the trusted source about the identifier; the wanted images, possibly none.
 
     Each image carries the configured targets that can take its arch; a target that cannot is
-    left out here, before anything is fetched, and an image no target can take is dropped.
+    left out here, before anything is fetched, and an image no configured target can take is
+    dropped (with no target configured, every image is kept: fetch and verify only).
     """
     if request.kind == "task":
         found = task_images(int(request.ident), config=config, session=clients.koji)
@@ -126,4 +127,6 @@ def find_images(request: Request, *, config: Config, clients: Clients) -> list[I
                      "" if targets else "; no target left, image dropped")
         if targets:
             sources.append(dataclasses.replace(source, targets=targets))
+        elif not configured:  # no target at all (fetch and verify only): nothing to leave out
+            sources.append(source)
     return sources
