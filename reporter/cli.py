@@ -1,13 +1,20 @@
-"""fedimg-report: rebuild the state of every image from datagrepper history and render it."""
+"""fedimg-report: rebuild the state of every image from datagrepper history and render it.
+
+With --explain NAME it writes nothing and prints, for that one image, the messages that made
+its entry and every message that mentioned it but was not used, with the reason.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+import time
 
-from reporter.run import run, since_epoch
+from reporter.explain import explain, render
+from reporter.run import history_for, run, since_epoch
 from shared.cli import add_config_argument, config_or_exit, setup_logging
+from shared.config import ReporterConfig
 from shared.errors import HistoryError, RunError
 
 log = logging.getLogger("fedimg-report")
@@ -16,7 +23,10 @@ log = logging.getLogger("fedimg-report")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedimg-report", description=__doc__)
     add_config_argument(parser)
-    parser.add_argument("--output", metavar="DIR", required=True, help="where the site goes")
+    parser.add_argument("--output", metavar="DIR", help="where the site goes (required unless "
+                        "--explain)")
+    parser.add_argument("--explain", metavar="NAME", help="print which messages made image "
+                        "NAME's entry and which mentioned it but were not used; write nothing")
     parser.add_argument("--datagrepper", metavar="URL", help="overrides [reporter] datagrepper")
     parser.add_argument("--full", action="store_true", help="refold the whole history")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -32,9 +42,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --datagrepper {source!r} is not an http(s) URL", file=sys.stderr)
         return 2
     try:
-        since_epoch(config.reporter.since)
+        since = since_epoch(config.reporter.since)
     except RunError as e:
         print(f"error: config: {config.path}: {e}", file=sys.stderr)
+        return 2
+    if args.explain is not None:
+        return _explain(args.explain, source.rstrip("/"), config.reporter, since)
+    if args.output is None:
+        print("error: --output DIR is required (or --explain NAME)", file=sys.stderr)
         return 2
     try:
         result = run(args.output, source.rstrip("/"), config.reporter, full=args.full)
@@ -52,6 +67,17 @@ def main(argv: list[str] | None = None) -> int:
         f" -> {args.output}"
     )
     return 0
+
+
+def _explain(name: str, source: str, config: ReporterConfig, since: float) -> int:
+    try:
+        rows = history_for(source, config).fetch(since, time.time())
+    except HistoryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    mentions = explain(rows, name)
+    print(render(name, mentions))
+    return 0 if any(m.used for m in mentions) else 1
 
 
 if __name__ == "__main__":

@@ -80,9 +80,9 @@ def read_row(row: dict[str, Any]) -> list[Observation]:
     if base in LEGACY_TOPICS:
         return [_legacy(base.rsplit(".", 1)[1], body)]
     if base.startswith("fedora_image_uploader.published.v1."):
-        kind = base.split(".")[3]
+        kind = words[3]
         if kind in FIU_KINDS:
-            return _fiu(kind, body)
+            return _fiu(kind, body, _topic_words(words[4:]))
     raise Unreadable(f"unknown topic {base or row.get('topic')!r}")
 
 
@@ -283,7 +283,53 @@ def _derive(compose_id: str | None, subvariant: str, cloud: str | None, arch: st
     return f"Fedora-{middle}-{release}-{version}.{arch}"
 
 
-def _fiu(kind: str, body: dict) -> list[Observation]:
+# fedora_image_uploader's channel words in topics -> ours
+_FIU_CHANNELS = {"rc": "candidate", "candidate": "candidate", "nightly": "nightly",
+                 "weekly": "weekly", "release": "release", "ga": "release"}
+_TOPIC_RELEASE = re.compile(r"[1-9]\d{0,2}|[Rr]awhide", re.ASCII)
+_TOPIC_SUBVARIANT = re.compile(r"[A-Z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*", re.ASCII)
+
+
+def _topic_words(words: list[str]) -> dict[str, str]:
+    """What the routing words after the kind say: subvariant, release, arch, channel.
+
+    The uploader's topics carried different words in different versions
+    (``aws.Cloud_Base.41.x86_64`` in 2024, ``gcp.rc.Cloud_Base.aarch64`` later), so each word
+    is read by its shape rather than its place; a word of no known shape is ignored.
+    """
+    told: dict[str, str] = {}
+    for word in words:
+        arch = normalize_arch(word)
+        if arch in ("x86_64", "aarch64", "ppc64le", "s390x"):
+            told.setdefault("arch", arch)
+        elif _TOPIC_RELEASE.fullmatch(word):
+            told.setdefault("release", "Rawhide" if word.lower() == "rawhide" else word)
+        elif word.lower() in _FIU_CHANNELS:
+            told.setdefault("channel", _FIU_CHANNELS[word.lower()])
+        elif _TOPIC_SUBVARIANT.fullmatch(word):
+            told.setdefault("subvariant", word)
+    return told
+
+
+def _fiu_name(image_name: Any, compose_id: str | None, subvariant: str | None,
+              cloud: str, arch: str, release: Any) -> tuple[str, bool, dict[str, Any]]:
+    """(name, derived, identity): the body's image_name when it names one image, else derived."""
+    if isinstance(image_name, str) and image_name.strip() and len(image_name) <= 255:
+        try:
+            identity = _identity(image_name.strip(), subvariant, arch, release,
+                                 compose_id=compose_id)
+        except Unreadable:
+            identity = None
+        named = identify(image_name.strip())
+        if identity is not None and named.release is not None and named.arch is not None:
+            return image_name.strip(), False, identity
+    if subvariant is None:
+        raise Unreadable(f"neither body nor topic says the subvariant of {_show(image_name)}")
+    name = _derive(compose_id, subvariant, cloud, arch)
+    return name, True, _identity(name, subvariant, arch, release, compose_id=compose_id)
+
+
+def _fiu(kind: str, body: dict, told: dict[str, str]) -> list[Observation]:
     compose_id = _compose_id(body.get("compose_id"))
     if kind == "container":
         arches = body.get("architectures")
@@ -311,11 +357,15 @@ def _fiu(kind: str, body: dict) -> list[Observation]:
                                    (("container", "", value),), derived_name=True))
         return out
 
-    arch = normalize_arch(_str(body, "architecture"))
-    subvariant = _str(body, "subvariant", limit=64)
-    cloud = _CLOUD_OF_KIND[kind]
-    name = _derive(compose_id, subvariant, cloud, arch)
-    identity = _identity(name, subvariant, arch, body.get("release"), compose_id=compose_id)
+    arch = _str(body, "architecture", required="arch" not in told)
+    arch = normalize_arch(arch) if arch else told["arch"]
+    subvariant = _str(body, "subvariant", required=False, limit=64) or told.get("subvariant")
+    release = body.get("release") if body.get("release") is not None else told.get("release")
+    name, derived, identity = _fiu_name(body.get("image_name") if kind == "aws" else None,
+                                        compose_id, subvariant, _CLOUD_OF_KIND[kind], arch,
+                                        release)
+    if identity.get("channel") is None and told.get("channel"):
+        identity["channel"] = told["channel"]
     sets: list[tuple[str, str, Any]] = []
     if kind == "aws":
         regions = body.get("regions")
@@ -343,7 +393,7 @@ def _fiu(kind: str, body: dict) -> list[Observation]:
             if isinstance(locations, list) else [],
         }))
     return [Observation(name, identity, {"compose_id": compose_id}, tuple(sets),
-                        derived_name=True)]
+                        derived_name=derived)]
 
 
 # ---- legacy fedimg (fedmsg era) -----------------------------------------------------------------

@@ -49,7 +49,7 @@ class ImageState:
 
 @dataclass
 class FoldState:
-    images: dict[str, ImageState] = field(default_factory=dict)
+    images: dict[str, ImageState] = field(default_factory=dict)  # image_key(name) -> state
     seen: dict[str, float] = field(default_factory=dict)  # msg_id -> timestamp
     read: int = 0
     skipped: int = 0
@@ -99,10 +99,18 @@ def apply_row(state: FoldState, row: dict[str, Any]) -> None:
         _observe(state, obs, key)
 
 
+def image_key(name: str) -> str:
+    """Images are matched without regard to case: 2014 history wrote names in lower case."""
+    return name.casefold()
+
+
 def _observe(state: FoldState, obs: Observation, version: Version) -> None:
-    img = state.images.get(obs.name)
+    key = image_key(obs.name)
+    img = state.images.get(key)
     if img is None:
-        img = state.images[obs.name] = ImageState(obs.name)
+        img = state.images[key] = ImageState(obs.name)
+    elif obs.name < img.name:
+        img.name = obs.name  # the capitalised spelling wins, whatever order rows come in
     ts = version[0]
     img.derived = img.derived and obs.derived_name
     img.first_seen = min(img.first_seen, ts)
@@ -218,12 +226,13 @@ def state_to_json(state: FoldState, source: str, overlap: float) -> dict[str, An
         "last_timestamp": state.last_timestamp,
         "seen": {i: ts for i, ts in sorted(state.seen.items()) if ts >= horizon},
         "images": {
-            name: {
-                "derived": img.derived, "first_seen": img.first_seen, "updated": img.updated,
+            key: {
+                "name": img.name, "derived": img.derived, "first_seen": img.first_seen,
+                "updated": img.updated,
                 "channel": img.channel, "identity": img.identity, "source": img.source,
                 "regs": img.regs,
             }
-            for name, img in sorted(state.images.items())
+            for key, img in sorted(state.images.items())
         },
     }
 
@@ -233,9 +242,9 @@ def state_from_json(data: dict[str, Any]) -> FoldState:
     if data.get("schema") != STATE_SCHEMA:
         raise ValueError(f"schema is {data.get('schema')!r}, expected {STATE_SCHEMA}")
     images = {}
-    for name, d in data["images"].items():
-        images[name] = ImageState(
-            name=name, derived=bool(d["derived"]), first_seen=float(d["first_seen"]),
+    for key, d in data["images"].items():
+        images[image_key(key)] = ImageState(
+            name=d.get("name", key), derived=bool(d["derived"]), first_seen=float(d["first_seen"]),
             updated=float(d["updated"]), channel=d["channel"], identity=dict(d["identity"]),
             source=dict(d["source"]), regs={k: dict(v) for k, v in d["regs"].items()},
         )

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from reporter.fold import FoldState
-from shared.images import CHANNELS
+from shared.images import CHANNELS, aws_arch
 
 REPORT_SCHEMA = "fedimg.report/1"
 LATEST_SCHEMA = "fedimg.latest/1"
@@ -99,6 +99,14 @@ def _version_name(img: dict) -> str:
     return f"{first:%Y%m%d.%H%M%S}"
 
 
+def aws_architecture(fedora_arch: str) -> str:
+    """EC2's Architecture value, or the Fedora arch for one EC2 does not run (legacy history)."""
+    try:
+        return aws_arch(fedora_arch)
+    except ValueError:
+        return fedora_arch
+
+
 def _product_name(img: dict) -> str:
     return (f"{STREAM_PREFIX}:{img['subvariant']}:{img['release']}:{img['arch']}:"
             f"{img['channel'] or 'unknown'}")
@@ -129,6 +137,8 @@ def streams(images: list[dict], state: FoldState) -> dict[str, dict]:
                     "id": entry["ami"], "crsn": region, "region": region,
                     "endpoint": f"https://ec2.{region}.amazonaws.com",
                     "virt": "hvm", "root_store": "ebs",
+                    # EC2's own name for the arch (arm64 for aarch64), as EC2 tools filter by it
+                    "architecture": aws_architecture(img["arch"]),
                 }
             _add_version(prod, img, items)
         if img["downloads"]:

@@ -72,6 +72,18 @@ def load_checkpoint(directory: Path, source: str) -> tuple[FoldState, float] | N
     return state, overlap
 
 
+def history_for(source: str, config: ReporterConfig) -> History:
+    """The datagrepper client with the configured timeouts, retries and paging."""
+    return History(
+        source,
+        timeout=config.timeout,
+        retries=config.retries,
+        concurrency=config.concurrency,
+        max_pages=config.max_pages,
+        window_days=config.window_days,
+    )
+
+
 def run(
     output: str | Path,
     source: str,
@@ -91,14 +103,7 @@ def run(
         state, overlap = (checkpoint[0], checkpoint[1]) if checkpoint else (FoldState(), None)
         start = since_epoch(config.since)
     overlap = float(config.overlap) if overlap is None else overlap
-    history = history or History(
-        source,
-        timeout=config.timeout,
-        retries=config.retries,
-        concurrency=config.concurrency,
-        max_pages=config.max_pages,
-        window_days=config.window_days,
-    )
+    history = history or history_for(source, config)
     incremental = checkpoint is not None
     log.info("%s run: reading %s from %s to %s", "incremental" if incremental else "full",
              source, _iso(start), _iso(end))

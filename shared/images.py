@@ -3,6 +3,7 @@
 Fedora has named its cloud images differently in every era; all of these are real:
 
     Fedora-Cloud-Base-20141203-21.x86_64.qcow2                  F21: date before release
+    fedora-cloud-base-20140616-rawhide.x86_64.raw.xz            2014 Koji: lower case, date first
     Fedora-Cloud-Base-Rawhide-20150101.x86_64.raw.xz            Koji nightly, bare date
     Fedora-Cloud-Base-23-20160103.x86_64.qcow2                  F22/F23 Koji image builds
     Fedora-Atomic-26-20170707.1.x86_64.qcow2                    pungi 4, unlabelled production
@@ -18,9 +19,19 @@ nightly; Alpha/Beta/Prerelease, a compose label (RC-1.6 -> "1.6") or an unlabell
 compose (YYYYMMDD.N) -> candidate. A GA image carries exactly the name of the release candidate
 that was promoted, so a name alone can never say "release": names of production composes map to
 "candidate", and "release" only comes from a promotion event or an explicit Hint. A bare date is
-a nightly for Rawhide (Rawhide is never released) and unknown for a numbered release, because
-F22/F23 GA images and their daily rebuilds were named alike. Test composes (".t.") and CoreOS
-streams are not fedimg channels: None.
+a nightly for Rawhide (Rawhide is never released) and says nothing for a numbered release,
+because F22/F23 GA images and their daily rebuilds were named alike. Test composes (".t.") and
+CoreOS streams are not fedimg channels: None.
+
+The channel is a label, never a gate. Where neither the name nor the source's own words
+(compose id, compose type, Koji release field) say it, `infer_channel` gives one from the kind of
+source, and `channel_inferred` records which rule did:
+    scratch Koji task       -> nightly    (a scratch build is never what release engineering ships)
+    Koji build (non-scratch)-> candidate  (the build that could be promoted; promotion says release)
+    test compose (".t.")    -> nightly    (throw-away composes are the least official channel)
+
+Names are read without regard to case: the 2014 Koji names ("fedora-cloud-base-rawhide-
+20140604.x86_64") read like their capitalised successors.
 
 The parser never guesses: a name that does not fit a known shape yields None fields.
 """
@@ -39,6 +50,7 @@ __all__ = [
     "ImageIdentity",
     "aws_arch",
     "channel_from",
+    "infer_channel",
     "identify",
     "normalize_arch",
 ]
@@ -84,8 +96,17 @@ _KNOWN_CLOUDS = frozenset({
     "Vagrant-VirtualBox", "KVM",
 })
 
+# Words of Fedora image names in their usual spelling, to read names written in another case.
+_CASED = {w.lower(): w for w in (
+    "Fedora", "Cloud", "Base", "Atomic", "AtomicHost", "Container", "Minimal", "Toolbox",
+    "Server", "Rawhide", "UEFI", "UKI", "AmazonEC2", "Azure", "GCE", "Generic", "Vagrant",
+    "VirtualBox", "KVM", "Live", "Workstation", "Alpha", "Beta", "Prerelease", "TC", "RC",
+)}
+_CASE_WORD = re.compile(r"[A-Za-z]+", re.ASCII)
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-_RELEASE = re.compile(r"(?P<rel>[1-9]\d{0,2}|[Rr]awhide)(?:_(?P<ms>Alpha|Beta))?", re.ASCII)
+# "22_Beta_TC1": F21-F23 milestone test/release candidates carried their TC/RC number too.
+_RELEASE = re.compile(
+    r"(?P<rel>[1-9]\d{0,2}|[Rr]awhide)(?:_(?P<ms>Alpha|Beta)(?:_(?:TC|RC)\d{1,2})?)?", re.ASCII)
 _DATE = re.compile(r"\d{8}", re.ASCII)
 _V_WEEKLY = re.compile(r"weekly\.(?P<date>\d{8})(?:\.(?P<respin>\d+))?", re.ASCII)
 _V_DATED = re.compile(r"(?P<date>\d{8})(?:(?:\.(?P<type>[nt]))?\.(?P<respin>\d+))?", re.ASCII)
@@ -116,6 +137,7 @@ class ImageIdentity:
     version_label: str | None = None
     image_format: str | None = None
     cloud: str | None = None
+    channel_inferred: str | None = None  # the rule that gave the channel, when the name did not
 
     @property
     def known(self) -> bool:
@@ -154,6 +176,7 @@ class Hint:
     compose_id: str | None = None
     compose_type: str | None = None  # productmd: "nightly", "production", "test"
     koji_release: str | None = None  # Koji build release: "20261125.n.0", "weekly.20261125", "1.6"
+    scratch: bool | None = None  # Koji: True for a scratch task, False for a real build
 
 
 def normalize_arch(arch: str) -> str:
@@ -252,6 +275,8 @@ def _parse(base: str) -> dict[str, Any]:
             "compose_date": m["date"], "respin": int(m["respin"]),
             "version_label": m["version"], "cloud": m["platform"],
         }
+    if rest[:7].lower() == "fedora-" and not rest.startswith("Fedora-"):
+        rest = _CASE_WORD.sub(lambda w: _CASED.get(w[0].lower(), w[0]), rest)
     tokens = rest.split("-")
     if len(tokens) < 2 or tokens[0] != "Fedora":
         return {}
@@ -320,8 +345,10 @@ def _version(tail: list[str]) -> dict[str, Any] | None:
         and _DATE.fullmatch(tail[0])
         and (m := _RELEASE.fullmatch(tail[1]))
         and _valid_date(tail[0])
-        and m["rel"].isdigit()
     ):
+        if not m["rel"].isdigit():  # 2014 Koji nightlies: "fedora-cloud-base-20140616-rawhide"
+            return {"release": "Rawhide", "channel": "nightly", "compose_date": tail[0],
+                    "respin": None, "version_label": tail[0]}
         return {
             "release": m["rel"], "channel": "candidate" if m["ms"] else None,
             "compose_date": tail[0], "respin": None, "version_label": tail[0],
@@ -406,5 +433,24 @@ def _apply_hint(fields: dict[str, Any], hint: Hint) -> dict[str, Any]:
         channel = told or channel_from(hint.compose_id, hint.koji_release, hint.compose_type)
     if channel is None and parsed:
         channel = parsed["channel"]  # e.g. a bare-date Koji release of a Rawhide build
+    if channel is None:
+        channel, out["channel_inferred"] = infer_channel(hint)
     out["channel"] = channel
     return out
+
+
+def infer_channel(hint: Hint) -> tuple[str | None, str | None]:
+    """(channel, rule) for an image whose name and release words say no channel.
+
+    The rule is what the published messages carry as `channel_inferred`; (None, None) when the
+    hint does not even say what kind of source it came from (then nobody can tell).
+    """
+    cid = hint.compose_id if isinstance(hint.compose_id, str) else ""
+    if (isinstance(hint.compose_type, str) and hint.compose_type.lower() == "test") or (
+            ".t." in cid):
+        return "nightly", "test compose"
+    if hint.scratch is True:
+        return "nightly", "scratch Koji task"
+    if hint.scratch is False:
+        return "candidate", "Koji build"
+    return None, None

@@ -43,7 +43,8 @@ def dry_run_record(source: ImageSource, targets: list[str]) -> dict:
     return {
         "name": ident.name, "arch": ident.arch, "release": ident.release,
         "subvariant": ident.subvariant, "channel": ident.channel, "source_url": source.url,
-        "sha256": source.sha256, "size": source.size, "targets": list(targets),
+        "sha256": source.sha256, "size": source.size,
+        "targets": list(source.targets or targets), "channel_inferred": ident.channel_inferred,
     }
 
 
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(dry_run_record(source, targets), sort_keys=True), flush=True)
             else:
                 print(f"would process {source.filename} from {source.url} for "
-                      f"{', '.join(targets) or 'no target'}", file=out)
+                      f"{', '.join(source.targets or targets) or 'no target'}", file=out)
         print(f"fedimg-upload: {request}: {len(sources)} image(s) selected (dry run)",
               file=sys.stderr)
         return EXIT_OK if sources else EXIT_FAILED

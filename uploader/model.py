@@ -42,7 +42,7 @@ class ImageSource:
     compose_id: str | None = None
     koji_task_id: int | None = None
     koji_build_id: int | None = None
-    targets: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()  # the configured targets that take its arch; () = all
 
     @property
     def origin(self) -> Source:
@@ -63,6 +63,7 @@ class ImageSource:
             "subvariant": ident.subvariant,
             "arch": ident.arch,
             "channel": ident.channel,
+            "channel_inferred": ident.channel_inferred,
             **self.origin.fields(),
             "agent": AGENT,
             **extra,

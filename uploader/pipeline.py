@@ -94,6 +94,8 @@ def process_image(
     retry (the consumer announces them on the last delivery only).
     """
     report = ImageReport(source)
+    if source.targets:  # intake left out the targets that cannot take this arch
+        handlers = {n: h for n, h in handlers.items() if n in source.targets}
     try:
         with fetched(source, config=config, clients=clients) as image:
             verified = image.source

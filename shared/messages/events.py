@@ -36,11 +36,20 @@ _EXAMPLE_IMAGE = {
 }
 
 
+# Present (not null) when neither the image's name nor its source's words said the channel and
+# the documented rule gave it (shared.images.infer_channel): "scratch Koji task", "Koji build",
+# "test compose". Optional: messages from before the rule existed lack it.
+_CHANNEL_INFERRED = {"channel_inferred": {
+    "type": ["string", "null"],
+    "description": "the rule that gave the channel when the name did not say it",
+}}
+
+
 def _image_schema(name: str, description: str, extra: dict[str, Any], required: list[str]):
     return object_schema(
         name,
         description,
-        {**IDENTITY_PROPERTIES, **SOURCE_PROPERTIES, **_AGENT, **extra},
+        {**IDENTITY_PROPERTIES, **_CHANNEL_INFERRED, **SOURCE_PROPERTIES, **_AGENT, **extra},
         IDENTITY_REQUIRED + SOURCE_REQUIRED + required,
     )
 

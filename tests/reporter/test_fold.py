@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -237,3 +238,23 @@ def test_same_second_conflict_is_decided_by_msg_id_not_arrival():
         [img] = image_records(fold(order))
         assert img["aws"]["us-east-1"]["ami"] == "ami-0000000b"  # "m2" > "m1"
     random.seed(1)
+
+
+def test_fedora_image_uploader_fields_missing_from_a_body_come_from_the_topic_words():
+    """2024 topics end in <subvariant>.<release>.<arch>, later ones in <channel>.<sub>.<arch>."""
+    prod = "org.fedoraproject.prod.fedora_image_uploader.published.v1"
+    body = {"compose_id": "Fedora-Rawhide-20250101.n.0", "image_name": "Fedora-Cloud-AmazonEC2",
+            "regions": {"us-east-1": "ami-0123456789abcdef0"}}
+    (obs,) = read_row({"topic": f"{prod}.aws.Cloud_Base.Rawhide.aarch64", "msg": body})
+    assert obs.derived_name  # a generic image_name gives way to a derived one
+    assert (obs.name, obs.identity["release"], obs.identity["subvariant"],
+            obs.identity["arch"], obs.identity["channel"]) == (
+        "Fedora-Cloud-Base-AmazonEC2-Rawhide-20250101.n.0.aarch64", "Rawhide", "Cloud_Base",
+        "aarch64", "nightly")
+    named = {**body, "image_name": "Fedora-Cloud-Base-AmazonEC2.aarch64-42-1.1",
+             "compose_id": "Fedora-42-20250409.0"}
+    (obs,) = read_row({"topic": f"{prod}.aws.rc.Cloud_Base.aarch64", "msg": named})
+    assert not obs.derived_name and obs.name == named["image_name"]
+    assert (obs.identity["release"], obs.identity["channel"]) == ("42", "candidate")
+    with pytest.raises(Unreadable, match="'architecture'"):
+        read_row({"topic": f"{prod}.aws", "msg": body})  # no arch in body nor topic

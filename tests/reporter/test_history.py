@@ -14,7 +14,8 @@ import urllib.parse
 import pytest
 import responses
 
-from reporter.history import History, HistoryError
+from reporter.history import History
+from shared.errors import HistoryError
 from standins.datagrepper_emulator import RawHistory, row
 
 URL = "http://dg.test"

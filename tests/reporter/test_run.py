@@ -16,7 +16,8 @@ import sys
 import pytest
 import responses
 
-from reporter.history import History, HistoryError
+from reporter.history import History
+from shared.errors import HistoryError
 from reporter.run import run
 from shared.config import ReporterConfig
 from standins.datagrepper_emulator import RawHistory

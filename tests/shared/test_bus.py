@@ -15,7 +15,8 @@ import pytest
 from shared import bus as shared_bus
 from shared.config import parse_config
 from shared.messages import UploadFailedV1
-from tests.harness.amqp import _retarget_publisher_service, fedora_messaging_toml, free_port
+from standins.amqp import _retarget_publisher_service, fedora_messaging_toml
+from standins.processes import free_port
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -24,6 +24,15 @@ FIELDS = [f.name for f in dataclasses.fields(ImageIdentity)]
 #  image_format, cloud). Every name here is real or follows a real era's scheme exactly.
 # fmt: off
 TABLE = [
+    # Koji, 2014: lower-case names (fedmsg_meta's fedimg fixtures, fedimg's 2014 tests)
+    ("fedora-cloud-base-rawhide-20140604.x86_64", "fedora-cloud-base-rawhide-20140604.x86_64",
+     "Rawhide", "Cloud_Base", "x86_64", "nightly", "20140604", None, "20140604", None, None),
+    ("fedora-cloud-base-20140915-21.x86_64.raw.xz", "fedora-cloud-base-20140915-21.x86_64",
+     "21", "Cloud_Base", "x86_64", None, "20140915", None, "20140915", "raw.xz", None),
+    # Koji, 2015: F22 Beta test candidates carried their TC number
+    ("Fedora-Cloud-Base-22_Beta_TC1-20150310.x86_64.raw.xz",
+     "Fedora-Cloud-Base-22_Beta_TC1-20150310.x86_64",
+     "22", "Cloud_Base", "x86_64", "candidate", "20150310", None, "20150310", "raw.xz", None),
     # Koji nightly, 2015: a bare date, Rawhide -> nightly
     ("Fedora-Cloud-Base-Rawhide-20150101.x86_64.raw.xz",
      "Fedora-Cloud-Base-Rawhide-20150101.x86_64",
@@ -145,8 +154,9 @@ TABLE = [
 @pytest.mark.parametrize("row", TABLE, ids=[row[0] for row in TABLE])
 def test_real_names(row):
     got = identify(row[0])
-    values = dataclasses.astuple(got)
-    assert values == row[1:], dict(zip(FIELDS, values, strict=True))
+    values = dataclasses.astuple(got)[: len(row) - 1]
+    assert values == row[1:], dict(zip(FIELDS, values, strict=False))
+    assert got.channel_inferred is None  # a name alone never has its channel inferred
     assert got.known == all(v is not None for v in (row[2], row[3], row[4], row[5]))
 
 
@@ -246,6 +256,9 @@ def test_koji_task_result_with_hint():
             got = identify(filename, hint=hint)
             assert (got.release, got.subvariant, got.arch) == ("23", "Cloud_Base", result["arch"])
             assert got.channel is None  # a bare date on a numbered release says nothing
+            # the source's kind does: this was a scratch task, so a nightly by the rule
+            scratch = identify(filename, hint=dataclasses.replace(hint, scratch=True))
+            assert (scratch.channel, scratch.channel_inferred) == ("nightly", "scratch Koji task")
             # a production compose, told explicitly, does
             told = identify(filename, hint=dataclasses.replace(hint, compose_type="production"))
             assert told.channel == "candidate" and told.known
@@ -477,3 +490,24 @@ def test_compose_version_splits_release_and_version(compose_id, expected):
     from shared.images import compose_version
 
     assert compose_version(compose_id) == expected
+
+
+@pytest.mark.parametrize("name, hint, expected", [
+    # a bare date says nothing; the kind of source does
+    ("Fedora-Cloud-Base-23-20160103.x86_64.raw.xz", Hint(scratch=True),
+     ("nightly", "scratch Koji task")),
+    ("Fedora-Cloud-Base-23-20151030.x86_64.raw.xz", Hint(scratch=False),
+     ("candidate", "Koji build")),
+    ("Fedora-Cloud-Base-42-20250101.t.0.x86_64.raw.xz",
+     Hint(compose_id="Fedora-42-20250101.t.0", compose_type="test"), ("nightly", "test compose")),
+    # what the name or the source's own words say is never overridden by the rule
+    ("Fedora-Cloud-Base-Rawhide-20261125.n.0.x86_64.raw.xz", Hint(scratch=False),
+     ("nightly", None)),
+    ("Fedora-Cloud-Base-23-20160103.x86_64.raw.xz",
+     Hint(scratch=True, compose_id="Fedora-23-20160103.0"), ("candidate", None)),
+    # nothing about the source: nobody can tell
+    ("Fedora-Cloud-Base-23-20160103.x86_64.raw.xz", Hint(), (None, None)),
+])
+def test_channel_rule_when_the_name_says_none(name, hint, expected):
+    got = identify(name, hint=hint)
+    assert (got.channel, got.channel_inferred) == expected

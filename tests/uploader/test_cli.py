@@ -24,7 +24,7 @@ from uploader.targets import get_handler
 
 NAME = "Fedora-Cloud-Base-Rawhide-20261125.n.0"
 KEYS = {"name", "arch", "release", "subvariant", "channel", "source_url", "sha256", "size",
-        "targets"}
+        "targets", "channel_inferred"}
 
 
 def _run(koji_hub, tmp_path, *args, **sections):

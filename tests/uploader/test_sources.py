@@ -59,17 +59,34 @@ def test_task_image_types_and_subvariants_come_from_config(koji_hub, make_config
         files["x86_64"])
 
 
-def test_task_from_the_pungi_sample_shape(koji_hub, config, clients, samples_dir, caplog):
-    """The real F23 result lists qcow2 + raw.xz + xml/ks; F23 dated names have no channel."""
+def test_task_from_the_pungi_sample_shape_is_wanted_with_an_inferred_channel(
+        koji_hub, config, clients, samples_dir, caplog):
+    """The real F23 scratch task: its bare-date name says no channel, so the rule gives one."""
     real = json.loads((samples_dir / PUNGI_SAMPLE).read_text())["data"]["getTaskResult"]
     x86 = real["12387277"]
     files = {"x86_64": {f: None for f in x86["files"]}}
     tid = koji_hub.add_image_task(name=x86["name"], version=x86["version"],
                                   release=x86["release"], files=files, extra_outputs=False)
     with caplog.at_level(logging.INFO):
-        assert task_images(tid, config=config, session=clients.koji) == []
-    assert "Fedora-Cloud-Base-23-20160103.x86_64.raw.xz: cannot tell its channel" in caplog.text
+        sources = task_images(tid, config=config, session=clients.koji)
+    assert [s.filename for s in sources] == ["Fedora-Cloud-Base-23-20160103.x86_64.raw.xz"]
+    ident = sources[0].identity
+    assert (ident.release, ident.subvariant, ident.arch, ident.channel) == (
+        "23", "Cloud_Base", "x86_64", "nightly")
+    assert ident.channel_inferred == "scratch Koji task"
+    assert sources[0].body()["channel_inferred"] == "scratch Koji task"
+    assert "cannot tell its channel" not in caplog.text
     assert "Fedora-Cloud-Base-23-20160103.x86_64.qcow2: image type qcow2 not in" in caplog.text
+
+
+def test_a_bare_date_build_is_a_candidate_with_an_inferred_channel(koji_hub, config, clients):
+    """A manual non-scratch build whose release is a plain date is processed as a candidate."""
+    bid = koji_hub.add_image_build(name="Fedora-Cloud-Base", version="23", release="20151030")
+    sources = build_images(bid, config=config, session=clients.koji)
+    assert sources, "the build's Cloud Base image must be wanted"
+    for s in sources:
+        assert (s.identity.release, s.identity.channel, s.identity.channel_inferred) == (
+            "23", "candidate", "Koji build")
 
 
 @pytest.mark.parametrize("case", ["open", "failed", "owner", "method", "child", "not-scratch"])
@@ -253,3 +270,26 @@ def test_compose_not_found_mismatched_or_hostile_images_json(koji_hub, config, c
                       b"{not json")
     with pytest.raises(BadInput, match="unusable images.json"):
         compose_images("Fedora-43-20251026.0", config=config, clients=clients)
+
+
+def test_arches_a_target_cannot_take_are_left_out_for_it_before_fetching(koji_hub, make_config,
+                                                                         caplog):
+    from uploader.intake.route import Request, find_images
+    from uploader.pipeline import make_clients
+
+    files = {a: {f"{NIGHTLY}.{a}.raw.xz": None} for a in ("i386", "x86_64", "s390x")}
+    tid = koji_hub.add_image_task(arches=["i386", "x86_64", "s390x"], files=files)
+    both = make_config(uploader={"targets": ["aws", "downloads"]})
+    caplog.set_level(logging.INFO)
+    got = find_images(Request("task", tid), config=both, clients=make_clients(both, []))
+    assert [(s.identity.arch, s.targets) for s in got] == [
+        ("i386", ("downloads",)), ("x86_64", ("aws", "downloads")), ("s390x", ("downloads",))]
+    assert caplog.text.count("aws left out: they do not take") == 2
+    aws_only = make_config(uploader={"targets": ["aws"]})
+    got = find_images(Request("task", tid), config=aws_only, clients=make_clients(aws_only, []))
+    assert [s.identity.arch for s in got] == ["x86_64"]
+    assert "s390x images; no target left, image dropped" in caplog.text
+    none = make_config()  # no target: fetch and verify only, every arch kept
+    got = find_images(Request("task", tid), config=none, clients=make_clients(none, []))
+    assert [s.targets for s in got] == [(), (), ()]
+    assert _file_requests(koji_hub) == []

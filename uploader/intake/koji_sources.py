@@ -115,6 +115,7 @@ def _child_images(parent: int, child: dict, *, config: Config, session: Any) -> 
         arch=result.get("arch") or child.get("arch"),
         release=result.get("version"),
         koji_release=result.get("release"),
+        scratch=True,  # only scratch tasks get here; the others are read as builds
     )
     picked: list[tuple[str, str, Any]] = []
     for name in result["files"]:
@@ -181,7 +182,8 @@ def build_images(build: int | str, *, config: Config, session: Any) -> list[Imag
             log.warning("%s: ignoring unsafe archive file name %r", where, archive.get("filename"))
             continue
         arch = archive.get("arch") or ((archive.get("extra") or {}).get("image") or {}).get("arch")
-        hint = Hint(arch=arch, release=info.get("version"), koji_release=info.get("release"))
+        hint = Hint(arch=arch, release=info.get("version"), koji_release=info.get("release"),
+                    scratch=False)
         itype = archive.get("type_name") or image_type_of(filename)
         identity = wanted_identity(filename, itype, hint, config, where)
         if identity is None:

@@ -9,6 +9,7 @@ anything is fetched, so a forged "CLOSED" gains nothing. URLs in bodies are neve
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any, Literal
 
 import koji
@@ -19,6 +20,9 @@ from uploader.intake.compose import compose_images, valid_compose_id
 from uploader.intake.koji_sources import build_images, task_images
 from uploader.intake.wanted import IMAGE_METHODS
 from uploader.model import Clients, ImageSource
+from uploader.targets import targets_for
+
+log = logging.getLogger(__name__)
 
 TASK_TOPIC = "buildsys.task.state.change"
 BUILD_TOPIC = "buildsys.build.state.change"
@@ -97,12 +101,32 @@ def request_from_message(topic: str, body: Any, owners: list[str] | None = None)
 
 
 def find_images(request: Request, *, config: Config, clients: Clients) -> list[ImageSource]:
-    """Ask the trusted source about the identifier; the wanted images, possibly none."""
+    """Ask the trusted source about the identifier; the wanted images, possibly none.
+
+    Each image carries the configured targets that can take its arch; a target that cannot is
+    left out here, before anything is fetched, and an image no configured target can take is
+    dropped (with no target configured, every image is kept: fetch and verify only).
+    """
     if request.kind == "task":
-        return task_images(int(request.ident), config=config, session=clients.koji)
-    if request.kind == "build":
+        found = task_images(int(request.ident), config=config, session=clients.koji)
+    elif request.kind == "build":
         ident = request.ident
         if isinstance(ident, str) and ident.isdigit():
             ident = int(ident)
-        return build_images(ident, config=config, session=clients.koji)
-    return compose_images(str(request.ident), config=config, clients=clients)
+        found = build_images(ident, config=config, session=clients.koji)
+    else:
+        found = compose_images(str(request.ident), config=config, clients=clients)
+    configured = tuple(config.uploader.targets)
+    sources = []
+    for source in found:
+        targets = targets_for(source.identity.arch, configured)
+        left_out = [t for t in configured if t not in targets]
+        if left_out:
+            log.info("%s: %s: %s left out: they do not take %s images%s", request,
+                     source.filename, ", ".join(left_out), source.identity.arch,
+                     "" if targets else "; no target left, image dropped")
+        if targets:
+            sources.append(dataclasses.replace(source, targets=targets))
+        elif not configured:  # no target at all (fetch and verify only): nothing to leave out
+            sources.append(source)
+    return sources

@@ -18,6 +18,16 @@ TARGETS: dict[str, str] = {
 }
 
 
+# Arches a target can take (a target not listed takes every arch). EC2 runs x86_64 and arm64
+# (Fedora's aarch64) only; an i386 or ppc64le image still goes to the download server.
+TARGET_ARCHES: dict[str, frozenset[str]] = {"aws": frozenset({"x86_64", "aarch64"})}
+
+
+def targets_for(arch: str | None, names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The configured targets, in order, that can take an image of `arch`."""
+    return tuple(n for n in names if n not in TARGET_ARCHES or arch in TARGET_ARCHES[n])
+
+
 def get_handler(name: str) -> TargetHandler:
     """The handler of target `name`; TargetUnavailable naming what is missing."""
     try:
