@@ -17,9 +17,9 @@ import pytest
 import responses
 
 from reporter.history import History
-from shared.errors import HistoryError
 from reporter.run import run
 from shared.config import ReporterConfig
+from shared.errors import HistoryError
 from standins.datagrepper_emulator import RawHistory
 from tests.reporter.histories import (
     T0,

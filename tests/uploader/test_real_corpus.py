@@ -16,10 +16,10 @@ import sys
 
 import pytest
 
+from shared.errors import BadInput, Unwanted
 from shared.images import compose_version
 from tests.real_corpus import composes, koji_records, message_records
 from tests.uploader.conftest import REPO_ROOT, config_dict, toml_text
-from shared.errors import BadInput, Unwanted
 from uploader.intake.route import request_from_message
 
 TARGETS = {"uploader": {"targets": ["aws", "downloads"]}}
