@@ -28,6 +28,8 @@ import tenacity
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from shared.errors import TransientError, VerificationFailed
+
 __all__ = [
     "GaveUp",
     "IncompleteAnswer",
@@ -51,15 +53,15 @@ MAX_BACKOFF = 10.0  # seconds: the longest pause between two attempts
 MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is shortened to this
 
 
-class IncompleteAnswer(Exception):
+class IncompleteAnswer(TransientError):
     """The server answered, but not all of it arrived or it is not what it must be; ask again."""
 
 
-class GaveUp(Exception):
+class GaveUp(TransientError):
     """An answer stayed incomplete for every allowed attempt; the message says how many."""
 
 
-class RedirectRefused(requests.RequestException):
+class RedirectRefused(VerificationFailed, requests.RequestException):
     """A redirect pointed at another scheme://host:port and was not followed."""
 
 

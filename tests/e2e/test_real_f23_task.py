@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import PREFIX, REGIONS, Pipeline
+from standins.pipeline_config import REGIONS
+from tests.e2e.conftest import PREFIX, Pipeline
 from tests.e2e.test_pipeline import (
     amis_by_region,
     download_files,

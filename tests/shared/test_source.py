@@ -63,7 +63,8 @@ def test_message_bodies_are_unchanged_byte_for_byte():
         target="aws", destination="eu-west-1", error_kind="aws", error="x", retryable=True)
     assert json.dumps(body) == (
         '{"name": "' + NAME + '", "release": "Rawhide", "subvariant": "Cloud_Base", '
-        '"arch": "x86_64", "channel": "nightly", "compose_id": "' + COMPOSE + '", '
+        '"arch": "x86_64", "channel": "nightly", "channel_inferred": null, '
+            '"compose_id": "' + COMPOSE + '", '
         '"koji_task_id": 123, "koji_build_id": null, "agent": "fedimg", "target": "aws", '
         '"destination": "eu-west-1", "error_kind": "aws", "error": "x", "retryable": true}')
     UploadFailedV1.from_body(body).validate()
