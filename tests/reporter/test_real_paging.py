@@ -30,13 +30,13 @@ OTHER = "org.fedoraproject.prod.buildsys.tag"  # another category: must never be
 def _client(url: str, **kw: Any) -> tuple[History, list[requests.Response]]:
     """A History whose session records every response it receives (thread-safe append)."""
     seen: list[requests.Response] = []
-    session = requests.Session()
-    session.hooks["response"].append(lambda resp, *args, **kwargs: seen.append(resp))
     kw.setdefault("backoff", 0.01)
     kw.setdefault("retries", 2)
     kw.setdefault("concurrency", 2)
     kw.setdefault("timeout", 20)
-    return History(url, session=session, **kw), seen
+    history = History(url, **kw)
+    history.session.hooks["response"].append(lambda resp, *args, **kwargs: seen.append(resp))
+    return history, seen
 
 
 def _params(resp: requests.Response) -> dict[str, str]:
