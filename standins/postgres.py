@@ -47,23 +47,23 @@ def check_postgres() -> None:
 def create_database(name: str) -> str:
     """Create database ``name`` (time zone UTC) and return its URL."""
     check_postgres()
-    admin = pg_connect()
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-            cur.execute(f"ALTER DATABASE \"{name}\" SET timezone TO 'UTC'")
-    finally:
-        admin.close()
+    _as_admin(f'CREATE DATABASE "{name}"', f"ALTER DATABASE \"{name}\" SET timezone TO 'UTC'")
     return database_url(name)
 
 
 def drop_database(name: str) -> None:
     """Drop database ``name`` if it exists, even if something still holds a connection."""
+    _as_admin(f"SET statement_timeout = {DROP_TIMEOUT_MS}",
+              f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _as_admin(*statements: str) -> None:
+    """Run statements in order on one admin connection (CREATE/DROP DATABASE need autocommit)."""
     admin = pg_connect()
     try:
         with admin.cursor() as cur:
-            cur.execute(f"SET statement_timeout = {DROP_TIMEOUT_MS}")
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for statement in statements:
+                cur.execute(statement)
     finally:
         admin.close()
 
