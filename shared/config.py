@@ -3,6 +3,10 @@
 The dataclasses ARE the contract: every key, its type and its default is declared once here,
 documented in deploy/fedimg.toml.example and docs/configuration.md. Unknown keys are errors,
 so a typo never silently falls back to a default.
+
+Targets added after AWS and downloads own their section: a top-level table named like a target
+listed in `uploader.targets` is kept as `Config.sections[name]` and validated by the target itself
+against its own dataclass with `section()`, so adding a cloud needs no edit here.
 """
 
 from __future__ import annotations
@@ -39,14 +43,15 @@ class KojiConfig:
 
 @dataclasses.dataclass(frozen=True)
 class UploaderConfig:
-    targets: list[Literal["aws", "downloads"]] = dataclasses.field(
+    # target names from the uploader's registry (uploader/targets/__init__.py), checked there
+    targets: list[str] = dataclasses.field(
         default_factory=lambda: ["aws", "downloads"]
     )
     work_dir: str = "/var/tmp/fedimg"
     # Which images are wanted: productmd subvariants and Koji/productmd image types.
     subvariants: list[str] = dataclasses.field(default_factory=lambda: ["Cloud_Base"])
-    # Only types intake can turn into a raw disk: xz (raw-xz), plain raw, qcow2 (qemu-img).
-    image_types: list[Literal["raw-xz", "raw", "qcow2"]] = dataclasses.field(
+    # Koji/productmd image types; each must be taken by some registered target (checked there).
+    image_types: list[str] = dataclasses.field(
         default_factory=lambda: ["raw-xz"]
     )
     fetch_timeout: int = 60
@@ -147,6 +152,8 @@ class Config:
     reporter: ReporterConfig = dataclasses.field(default_factory=ReporterConfig)
     trigger: TriggerConfig = dataclasses.field(default_factory=TriggerConfig)
     bus: BusConfig = dataclasses.field(default_factory=BusConfig)
+    # raw tables of targets that own their section (see the module docstring)
+    sections: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def job(self, name: str) -> JobConfig:
         for job in self.trigger.jobs:
@@ -189,8 +196,28 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
 
 def parse_config(raw: dict[str, Any], path: str | os.PathLike = "<config>") -> Config:
     """Build a Config from an already-parsed TOML document."""
-    cfg = _build(Config, {k: v for k, v in raw.items()}, str(path), prefix="", skip={"path"})
-    return dataclasses.replace(cfg, path=str(path))
+    known = {f.name for f in dataclasses.fields(Config)} - {"sections"}
+    uploader = raw.get("uploader")
+    targets = uploader.get("targets", []) if isinstance(uploader, dict) else []
+    own = {k: v for k, v in raw.items()
+           if k not in known and isinstance(targets, list) and k in targets}
+    core = {k: v for k, v in raw.items() if k not in own}
+    cfg = _build(Config, core, str(path), prefix="", skip={"path", "sections"})
+    for name, table in own.items():
+        if not isinstance(table, dict):
+            raise ConfigError(path, name, f"expected a table, got {_describe(table)}")
+    return dataclasses.replace(cfg, path=str(path), sections=own)
+
+
+T = typing.TypeVar("T")
+
+
+def section(config: Config, name: str, cls: type[T]) -> T:
+    """The section `name` of a target that owns it, validated against `cls` (defaults if absent).
+
+    Errors name the file and the key, exactly as for the core sections."""
+    return _build(cls, config.sections.get(name, {}), config.path or "<config>",
+                  prefix=f"{name}.")
 
 
 def _build(cls: type, data: Any, path: str, prefix: str, skip: frozenset | set = frozenset()):

@@ -10,12 +10,12 @@ import threading
 
 from shared import bus
 from shared.cli import add_config_argument, config_or_exit, setup_logging
-from shared.errors import FedimgError, PublishFailed, TargetUnavailable
+from shared.errors import ConfigError, FedimgError, PublishFailed, TargetUnavailable
 from shared.messages import FedimgMessage
 from uploader.intake.route import Request, find_images
 from uploader.model import ImageSource
 from uploader.pipeline import make_clients, process_images
-from uploader.targets import get_handlers
+from uploader.targets import check_config, get_handlers
 
 log = logging.getLogger("fedimg-upload")
 
@@ -87,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     targets = list(config.uploader.targets)
     request = _request(args)
     try:
+        check_config(config, targets)
         handlers = {} if args.dry_run else get_handlers(targets)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except TargetUnavailable as exc:
         print(f"error: config: uploader.targets: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -40,7 +40,7 @@ from shared.messages import FedimgMessage
 from uploader.intake.route import find_images, request_from_message
 from uploader.model import Emit
 from uploader.pipeline import make_clients, process_images
-from uploader.targets import TARGETS, get_handlers
+from uploader.targets import TARGETS, check_config, get_handlers
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class Uploader:
         try:
             self.config = config or load_config(consumer_config.get("fedimg_config"))
             self.targets = consumer_targets(self.config, consumer_config)
+            check_config(self.config, self.targets)
             self.handlers = get_handlers(self.targets)
         except FedimgError as exc:
             log.error("uploader cannot start: %s", exc)

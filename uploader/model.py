@@ -72,10 +72,15 @@ class ImageSource:
 
 @dataclasses.dataclass(frozen=True)
 class VerifiedImage:
-    """A fetched, checksum-verified image, decompressed to a sparse raw disk file."""
+    """A fetched, checksum-verified image, in the shapes its targets need (their `needs`).
+
+    `raw_path`: the image decompressed to a sparse raw disk (None if no target reads raw);
+    `file_path`: the verified download as fetched (None if no target reads the file).
+    """
 
     source: ImageSource
-    raw_path: Path
+    raw_path: Path | None = None
+    file_path: Path | None = None
 
     @property
     def identity(self) -> ImageIdentity:

@@ -23,6 +23,7 @@ from shared.messages import ImageAcceptedV1
 from uploader.failures import announce_failure
 from uploader.intake.fetch import fetched
 from uploader.model import Clients, Emit, ImageSource, TargetHandler, TargetOutcome
+from uploader.targets import get_target
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,9 @@ def process_image(
     if source.targets:  # intake left out the targets that cannot take this arch
         handlers = {n: h for n, h in handlers.items() if n in source.targets}
     try:
-        with fetched(source, config=config, clients=clients) as image:
+        needs = {get_target(n).needs for n in handlers}
+        with fetched(source, config=config, clients=clients, raw=not handlers or "raw" in needs,
+                     keep_file="file" in needs) as image:
             verified = image.source
             emit(ImageAcceptedV1.from_body(verified.body(
                 targets=list(handlers), source_url=verified.url, size=verified.size,

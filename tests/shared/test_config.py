@@ -1,9 +1,11 @@
+import dataclasses
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
+from shared import config
 from shared.config import load_config, parse_config, resolve_path
 from shared.errors import ConfigError
 
@@ -68,11 +70,9 @@ def test_good_file_loads_every_section(tmp_path):
 
 
 def test_example_config_in_deploy_is_valid_and_documents_every_key():
-    import dataclasses
     import pathlib
     import tomllib
 
-    from shared import config
 
     example = pathlib.Path(__file__).resolve().parents[2] / "deploy" / "fedimg.toml.example"
     cfg = load_config(example)
@@ -100,7 +100,7 @@ def test_example_config_in_deploy_is_valid_and_documents_every_key():
         ("[aws]\nregions = \"us-east-1\"\n", "aws.regions", "expected a list"),
         ("[aws]\nregions = [1]\n", "aws.regions[0]", "expected a string"),
         ("[aws]\nmax_parallel_copies = true\n", "aws.max_parallel_copies", "expected an integer"),
-        ('[uploader]\ntargets = ["gcp"]\n', "uploader.targets[0]", "expected 'aws' or 'downloads'"),
+        ('[uploader]\ntargets = [1]\n', "uploader.targets[0]", "expected a string"),
         ('[koji]\nauth = "password"\n', "koji.auth", "expected 'ssl' or 'gssapi'"),
         ('[koji]\nhub = "koji.example.org"\n', "koji.hub", "expected an http(s) URL"),
         ('[koji]\nowner = ["releng"]\n', "koji.owner", "unknown key"),
@@ -164,7 +164,6 @@ def test_configuration_reference_documents_every_config_key():
     import dataclasses
     import pathlib
 
-    from shared import config
 
     page = pathlib.Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
     readme = page.read_text()
@@ -180,3 +179,22 @@ def test_configuration_reference_documents_every_config_key():
     jobs_row = next(line for line in readme.splitlines() if line.startswith("| `trigger.jobs[]`"))
     for field in dataclasses.fields(config.JobConfig):
         assert f"`{field.name}`" in jobs_row, field.name
+
+
+def test_a_target_owns_its_section_read_with_its_own_dataclass(tmp_path):
+    @dataclasses.dataclass(frozen=True)
+    class CloudConfig:
+        clouds: list[str] = dataclasses.field(default_factory=list)
+        visibility: str = "public"
+
+    path = tmp_path / "fedimg.toml"
+    path.write_text('[uploader]\ntargets = ["cloud"]\n[cloud]\nclouds = ["a", "b"]\n')
+    cfg = config.load_config(path)
+    assert config.section(cfg, "cloud", CloudConfig) == CloudConfig(clouds=["a", "b"])
+    path.write_text('[uploader]\ntargets = ["cloud"]\n[cloud]\nklouds = ["a"]\n')
+    with pytest.raises(ConfigError, match=r"cloud\.klouds.*unknown key"):
+        config.section(config.load_config(path), "cloud", CloudConfig)
+    # a table named after no configured target is still an unknown key
+    path.write_text('[uploader]\ntargets = ["aws"]\n[cloud]\nclouds = ["a"]\n')
+    with pytest.raises(ConfigError, match="cloud.*unknown key"):
+        config.load_config(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -119,12 +120,15 @@ def test_failures_give_exit_1_with_a_reason(koji_hub, tmp_path, raw_xz_image):
 
 
 def test_target_registry_reports_missing_targets_clearly(monkeypatch):
-    with pytest.raises(TargetUnavailable, match="unknown target 'gcp'"):
-        get_handler("gcp")
-    monkeypatch.setitem(target_registry.TARGETS, "aws", "uploader.no_such_module:publish")
+    with pytest.raises(TargetUnavailable, match="unknown target 'nosuchcloud'"):
+        get_handler("nosuchcloud")
+    aws = target_registry.TARGETS["aws"]
+    monkeypatch.setitem(target_registry.TARGETS, "aws",
+                        dataclasses.replace(aws, publish="uploader.no_such_module:publish"))
     with pytest.raises(TargetUnavailable,
                        match="target 'aws' is not available: cannot import uploader.no_such"):
         get_handler("aws")
-    monkeypatch.setitem(target_registry.TARGETS, "aws", "uploader.model:no_such_function")
+    monkeypatch.setitem(target_registry.TARGETS, "aws",
+                        dataclasses.replace(aws, publish="uploader.model:no_such_function"))
     with pytest.raises(TargetUnavailable, match="uploader.model:no_such_function is not defined"):
         get_handler("aws")

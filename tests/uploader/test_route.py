@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 
 import pytest
 
-from shared.errors import BadInput, Unwanted
+from shared.config import parse_config
+from shared.errors import BadInput, ConfigError, Unwanted
 from uploader.intake.route import Request, request_from_message
+from uploader.targets import TARGETS, check_config
 
 PREFIX = "org.fedoraproject.prod."
 TASK = PREFIX + "buildsys.task.state.change"
@@ -95,3 +98,22 @@ def test_other_topics_are_unwanted_including_look_alikes():
                   "buildsys.task.state.change.extra"):
         with pytest.raises(Unwanted, match="not one the uploader handles"):
             request_from_message(topic, {"id": 1, "new": "CLOSED", "method": "image"})
+
+
+def test_check_config_names_unknown_targets_and_image_types_no_target_takes():
+    cfg = parse_config({"uploader": {"targets": ["aws", "nosuchcloud"]}})
+    with pytest.raises(ConfigError, match=r"uploader.targets.*unknown target 'nosuchcloud'"):
+        check_config(cfg, cfg.uploader.targets)
+    cfg = parse_config({"uploader": {"targets": ["aws"], "image_types": ["raw-xz", "vhdx"]}})
+    with pytest.raises(ConfigError, match=r"uploader.image_types\[1\].*no target takes 'vhdx'"):
+        check_config(cfg, cfg.uploader.targets)
+    check_config(parse_config({}), ["aws", "downloads"])  # the defaults are consistent
+
+
+def test_each_registered_target_declares_a_loadable_handler_and_its_topics():
+    entry_points = {ep.name for ep in importlib.metadata.entry_points(group="fedora.messages")}
+    for name, target in TARGETS.items():
+        assert target.name == name
+        assert callable(target.handler())
+        assert target.needs in ("raw", "file")
+        assert set(target.messages) <= entry_points, (name, set(target.messages) - entry_points)

@@ -234,12 +234,13 @@ def _refuse_external_files(src: Path, *, clients: Clients, timeout: int) -> None
 
 
 @contextlib.contextmanager
-def fetched(source: ImageSource, *, config: Config, clients: Clients) -> Iterator[VerifiedImage]:
-    """Fetch, verify and decompress one image; yield it; remove every file on exit.
+def fetched(source: ImageSource, *, config: Config, clients: Clients,
+            raw: bool = True, keep_file: bool = False) -> Iterator[VerifiedImage]:
+    """Fetch, verify and (if `raw`) decompress one image; yield it; remove every file on exit.
 
-    The yielded VerifiedImage carries a copy of `source` whose size/sha256 are the measured
-    values of the fetched (compressed) file, so messages can report them even when the source
-    recorded none.
+    `keep_file` keeps the verified download for targets that read it as fetched. The yielded
+    VerifiedImage carries a copy of `source` whose size/sha256 are the measured values of the
+    fetched (compressed) file, so messages can report them even when the source recorded none.
     """
     filename = safe_filename(source.filename)
     if filename is None:
@@ -253,11 +254,15 @@ def fetched(source: ImageSource, *, config: Config, clients: Clients) -> Iterato
                        size=source.size, sha256=source.sha256)
         log.info("fetched %s (%d bytes, sha256 %s%s)", source.url, got.size, got.sha256,
                  "" if source.sha256 else ", none recorded by the source")
-        raw = work / f"{source.identity.name}.raw"
-        to_sparse_raw(got.path, raw, source.image_type, clients=clients,
-                      timeout=config.uploader.decompress_timeout)
-        shutil.rmtree(work / "src")  # the compressed copy is no longer needed; free the disk
+        raw_path = None
+        if raw:
+            raw_path = work / f"{source.identity.name}.raw"
+            to_sparse_raw(got.path, raw_path, source.image_type, clients=clients,
+                          timeout=config.uploader.decompress_timeout)
+        if not keep_file:
+            shutil.rmtree(work / "src")  # the compressed copy is no longer needed; free the disk
         verified = dataclasses.replace(source, size=got.size, sha256=got.sha256)
-        yield VerifiedImage(source=verified, raw_path=raw)
+        yield VerifiedImage(source=verified, raw_path=raw_path,
+                            file_path=got.path if keep_file else None)
     finally:
         shutil.rmtree(work, ignore_errors=True)

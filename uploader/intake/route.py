@@ -103,9 +103,10 @@ def request_from_message(topic: str, body: Any, owners: list[str] | None = None)
 def find_images(request: Request, *, config: Config, clients: Clients) -> list[ImageSource]:
     """Ask the trusted source about the identifier; the wanted images, possibly none.
 
-    Each image carries the configured targets that can take its arch; a target that cannot is
-    left out here, before anything is fetched, and an image no configured target can take is
-    dropped (with no target configured, every image is kept: fetch and verify only).
+    Each image carries the configured targets that take its type and arch (the target contract's
+    `takes`); a target that does not is left out here, before anything is fetched, and an image
+    no configured target can take is dropped (with no target configured, every image is kept:
+    fetch and verify only).
     """
     if request.kind == "task":
         found = task_images(int(request.ident), config=config, session=clients.koji)
@@ -119,12 +120,12 @@ def find_images(request: Request, *, config: Config, clients: Clients) -> list[I
     configured = tuple(config.uploader.targets)
     sources = []
     for source in found:
-        targets = targets_for(source.identity.arch, configured)
-        left_out = [t for t in configured if t not in targets]
-        if left_out:
-            log.info("%s: %s: %s left out: they do not take %s images%s", request,
-                     source.filename, ", ".join(left_out), source.identity.arch,
-                     "" if targets else "; no target left, image dropped")
+        refusals = targets_for(source.image_type, source.identity.arch, configured)
+        targets = tuple(n for n, why in refusals.items() if why is None)
+        for name, why in refusals.items():
+            if why is not None:
+                log.info("%s: %s: %s left out: it %s%s", request, source.filename, name, why,
+                         "" if targets else "; no target left, image dropped")
         if targets:
             sources.append(dataclasses.replace(source, targets=targets))
         elif not configured:  # no target at all (fetch and verify only): nothing to leave out

@@ -1,54 +1,77 @@
-"""Target registry: target name -> handler, imported only when a process uses that target.
+"""Target registry: the one table of targets, each described by the contract in `contract`.
 
-Lazy imports keep a downloads-only consumer from importing boto3 code paths it never runs, and
-let each target live in its own package. A configured target whose module is missing is a
-deployment error, reported once at start-up with the module it looked for.
+A target's handler is imported only when a process uses that target, which keeps a
+downloads-only consumer from importing boto3 code paths it never runs. A configured target whose
+module is missing is a deployment error, reported once at start-up with the module it looked for.
+Adding a cloud is one subpackage plus one entry here (docs/adding-a-cloud.md).
 """
 
 from __future__ import annotations
 
-import importlib
-
-from shared.errors import TargetUnavailable
+from shared.config import Config
+from shared.errors import ConfigError, TargetUnavailable
 from uploader.model import TargetHandler
+from uploader.targets.contract import Takes, Target
 
-TARGETS: dict[str, str] = {
-    "aws": "uploader.targets.aws:publish_aws",
-    "downloads": "uploader.targets.downloads:publish_downloads",
+# Types intake can turn into a sparse raw disk: xz-compressed raw, plain raw, qcow2 (qemu-img).
+RAW_DISK_TYPES = frozenset({"raw-xz", "raw", "qcow2"})
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        # EC2 runs x86_64 and arm64 (Fedora's aarch64) only; an i386 or ppc64le image still goes
+        # to the download server.
+        Target(name="aws", publish="uploader.targets.aws:publish_aws",
+               takes=Takes(RAW_DISK_TYPES, arches=frozenset({"x86_64", "aarch64"})),
+               section="aws", needs="raw",
+               messages=("fedimg.image.published.v1.aws", "fedimg.image.completed.v1.aws"),
+               cleanup="fedimg-aws-cleanup"),
+        Target(name="downloads", publish="uploader.targets.downloads:publish_downloads",
+               takes=Takes(RAW_DISK_TYPES), section="downloads", needs="raw",
+               messages=("fedimg.image.published.v1.downloads",)),
+    )
 }
 
 
-# Arches a target can take (a target not listed takes every arch). EC2 runs x86_64 and arm64
-# (Fedora's aarch64) only; an i386 or ppc64le image still goes to the download server.
-TARGET_ARCHES: dict[str, frozenset[str]] = {"aws": frozenset({"x86_64", "aarch64"})}
-
-
-def targets_for(arch: str | None, names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """The configured targets, in order, that can take an image of `arch`."""
-    return tuple(n for n in names if n not in TARGET_ARCHES or arch in TARGET_ARCHES[n])
-
-
-def get_handler(name: str) -> TargetHandler:
-    """The handler of target `name`; TargetUnavailable naming what is missing."""
+def get_target(name: str) -> Target:
+    """The registered target `name`; TargetUnavailable listing the known ones."""
     try:
-        spec = TARGETS[name]
+        return TARGETS[name]
     except KeyError:
         raise TargetUnavailable(
             f"unknown target {name!r} (known: {', '.join(sorted(TARGETS))})"
         ) from None
-    module_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise TargetUnavailable(
-            f"target {name!r} is not available: cannot import {module_name} ({exc})"
-        ) from exc
-    handler = getattr(module, attr, None)
-    if not callable(handler):
-        raise TargetUnavailable(f"target {name!r} is not available: {spec} is not defined")
-    return handler
+
+
+def targets_for(image_type: str | None, arch: str | None,
+                names: list[str] | tuple[str, ...]) -> dict[str, str | None]:
+    """For each configured target, in order: None if it takes the image, else why not."""
+    return {n: get_target(n).takes.refusal(image_type, arch) for n in names}
+
+
+def needs_raw(names: list[str] | tuple[str, ...]) -> bool:
+    """Whether any of these targets reads a raw disk (so intake must decompress)."""
+    return any(get_target(n).needs == "raw" for n in names)
+
+
+def get_handler(name: str) -> TargetHandler:
+    """The handler of target `name`; TargetUnavailable naming what is missing."""
+    return get_target(name).handler()
 
 
 def get_handlers(names: list[str] | tuple[str, ...]) -> dict[str, TargetHandler]:
     """Handlers for every name, in order; raises on the first that is unavailable."""
     return {name: get_handler(name) for name in names}
+
+
+def check_config(config: Config, names: list[str] | tuple[str, ...]) -> None:
+    """ConfigError if a target is unknown or an image type is taken by no registered target."""
+    for name in names:
+        if name not in TARGETS:
+            raise ConfigError(config.path, "uploader.targets",
+                              f"unknown target {name!r} (known: {', '.join(sorted(TARGETS))})")
+    known = sorted(set().union(*(t.takes.image_types for t in TARGETS.values())))
+    for i, itype in enumerate(config.uploader.image_types):
+        if itype not in known:
+            raise ConfigError(config.path, f"uploader.image_types[{i}]",
+                              f"no target takes {itype!r} (known: {', '.join(known)})")

@@ -1,0 +1,73 @@
+"""The target contract: what a cloud or destination declares so the uploader can serve it.
+
+A target is one subpackage under uploader/targets/ plus one `Target` in the registry
+(uploader/targets/__init__.py). Everything intake, the pipeline, the consumer and the CLI need to
+know about it is here, so adding a cloud edits nothing else:
+
+- `takes`: which images it wants (image type, arch), decided before anything is fetched;
+- `needs`: the shape of the verified image its handler reads ("raw": a sparse raw disk made by
+  intake; "file": the verified download as fetched, e.g. a qcow2 for Glance or an archive);
+- `publish`: its handler, "module:function", imported only by processes that use the target;
+  a plain function `VerifiedImage -> TargetOutcome` that emits its own messages;
+- `section`: the config section it owns (the uploader passes the whole Config; a target reads
+  only its own section and the shared ones);
+- `messages`: the topics of its own success schemas (failures use the shared failure message,
+  whose `target` field names it);
+- `cleanup`: the console script that applies its retention policy, if it has one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Literal
+
+from shared.errors import TargetUnavailable
+from uploader.model import TargetHandler
+
+Needs = Literal["raw", "file"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Takes:
+    """The images a target can take; `arches=None` means every arch."""
+
+    image_types: frozenset[str]
+    arches: frozenset[str] | None = None
+
+    def refusal(self, image_type: str | None, arch: str | None) -> str | None:
+        """Why an image of this type and arch is not taken, or None if it is."""
+        if image_type not in self.image_types:
+            return f"does not take {image_type or 'unknown'} images"
+        if self.arches is not None and arch not in self.arches:
+            return f"does not take {arch} images"
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """One registered target (see the module docstring for each field's meaning)."""
+
+    name: str
+    publish: str
+    takes: Takes
+    section: str
+    needs: Needs = "raw"
+    messages: tuple[str, ...] = ()
+    cleanup: str | None = None
+
+    def handler(self) -> TargetHandler:
+        """Import and return the handler; TargetUnavailable naming what is missing."""
+        module_name, _, attr = self.publish.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            raise TargetUnavailable(
+                f"target {self.name!r} is not available: cannot import {module_name} ({exc})"
+            ) from exc
+        handler = getattr(module, attr, None)
+        if not callable(handler):
+            raise TargetUnavailable(
+                f"target {self.name!r} is not available: {self.publish} is not defined"
+            )
+        return handler
