@@ -24,6 +24,10 @@ The tree, by family:
     │   ├── AwsError            EC2/EBS refused (AwsTransient, AwsTimeout: worth another try)
     │   ├── ConversionFailed    qemu-img / tar / xz failed (ConversionNoSpace, ConversionTimeout:
     │   │                       worth another try)
+    │   ├── AzureError          Azure Storage or the Compute Gallery refused (AzureTransient,
+    │   │                       AzureTimeout: worth another try)
+    │   ├── GcpError            Cloud Storage or Compute Engine refused (GcpTransient, GcpTimeout:
+    │   │                       worth another try)
     │   └── DestinationError    storing a download or its CHECKSUM failed
     ├── ReportError         the report cannot be built (HistoryError, RunError, Unreadable)
     ├── TriggerError        fedimg-build cannot start a build (HubUnreachable, LoginFailed,
@@ -38,9 +42,10 @@ import os
 from fedora_messaging.exceptions import Drop, Nack
 
 __all__ = [
-    "AwsError", "AwsTimeout", "AwsTransient", "BadInput", "ConfigError", "ConversionFailed",
-    "ConversionNoSpace", "ConversionTimeout", "DestinationError",
-    "FedimgError", "HistoryError", "HubUnreachable", "InputError", "JobError", "LoginFailed",
+    "AwsError", "AwsTimeout", "AwsTransient", "AzureError", "AzureTimeout", "AzureTransient",
+    "BadInput", "ConfigError", "ConversionFailed", "ConversionNoSpace", "ConversionTimeout",
+    "DestinationError", "FedimgError", "GcpError", "GcpTimeout", "GcpTransient", "HistoryError",
+    "HubUnreachable", "InputError", "JobError", "LoginFailed",
     "PermissionMissing", "PublishFailed", "ReportError", "RunError", "SetupError", "TargetError",
     "TargetFailed", "TargetUnavailable", "TransientError", "TriggerError", "Unreadable",
     "UnusableIdentity", "Unwanted", "VerificationFailed", "as_error", "broker_exception",
@@ -145,6 +150,47 @@ class AwsTransient(AwsError):
 
 class AwsTimeout(AwsError):
     """An AWS call or wait did not finish in time."""
+
+    kind = "timeout"
+    retryable = True
+
+
+class AzureError(TargetError):
+    """Azure Storage or the Compute Gallery refused a request for good (authorisation, a bad
+    property, a failed provisioning state)."""
+
+    kind = "azure"
+
+
+class AzureTransient(AzureError):
+    """Throttling, a 5xx or a dropped connection while talking to Azure: worth another try."""
+
+    retryable = True
+
+
+class AzureTimeout(AzureError):
+    """An Azure long-running operation (image version, replication) did not finish in time."""
+
+    kind = "timeout"
+    retryable = True
+
+
+class GcpError(TargetError):
+    """Cloud Storage or Compute Engine refused a request for good (permission, a bad field,
+    an image whose creation failed)."""
+
+    kind = "gcp"
+
+
+class GcpTransient(GcpError):
+    """Throttling, a 5xx or a dropped connection while talking to Google Cloud: worth another
+    try."""
+
+    retryable = True
+
+
+class GcpTimeout(GcpError):
+    """A Compute Engine operation or a Cloud Storage upload did not finish in time."""
 
     kind = "timeout"
     retryable = True

@@ -1,9 +1,9 @@
 """fedora-messaging schemas of every event fedimg publishes (public API; see docs/messages.md)."""
 
 from shared.messages.base import FedimgMessage, routing_word
+from shared.messages.clouds import CLOUD_MESSAGES, AzureImagePublishedV1, GcpImagePublishedV1
 from shared.messages.events import (
     ERROR_KINDS,
-    MESSAGES,
     AwsImagePublishedV1,
     AwsRegionPublishedV1,
     BuildStartedV1,
@@ -13,15 +13,21 @@ from shared.messages.events import (
     QeResultV1,
     UploadFailedV1,
 )
+from shared.messages.events import MESSAGES as _EVENT_MESSAGES
+
+# Entry-point name -> class; setup.cfg registers exactly these under `fedora.messages`.
+MESSAGES = {**_EVENT_MESSAGES, **CLOUD_MESSAGES}
 
 __all__ = [
     "ERROR_KINDS",
     "MESSAGES",
     "AwsImagePublishedV1",
     "AwsRegionPublishedV1",
+    "AzureImagePublishedV1",
     "BuildStartedV1",
     "DownloadPublishedV1",
     "FedimgMessage",
+    "GcpImagePublishedV1",
     "ImageAcceptedV1",
     "ImagePromotedV1",
     "QeResultV1",

@@ -19,6 +19,8 @@ from shared.messages.base import (
 )
 
 IMAGE_ROUTING = ("channel", "subvariant", "release", "arch")
+# Every target a message may name (the uploader's registry, uploader/targets, has one entry each).
+TARGET_NAMES = ["aws", "downloads", "gcp"]
 
 _AGENT = {"agent": {"type": ["string", "null"], "description": "who or what caused the event"}}
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
@@ -116,7 +118,7 @@ class ImageAcceptedV1(FedimgMessage):
         "image.accepted.v1",
         "An image was fetched, verified and accepted for upload",
         {
-            "targets": {"type": "array", "items": {"enum": ["aws", "downloads"]}},
+            "targets": {"type": "array", "items": {"enum": TARGET_NAMES}},
             "source_url": {"type": "string"},
             "size": {"type": ["integer", "null"]},
             "sha256": {"anyOf": [_SHA256, {"type": "null"}]},
@@ -239,7 +241,8 @@ class AwsImagePublishedV1(FedimgMessage):
         return text
 
 
-ERROR_KINDS = ["source", "verification", "aws", "conversion", "destination", "timeout", "internal"]
+ERROR_KINDS = ["source", "verification", "aws", "azure", "gcp", "conversion", "destination",
+               "timeout", "internal"]
 
 
 class UploadFailedV1(FedimgMessage):
@@ -251,7 +254,7 @@ class UploadFailedV1(FedimgMessage):
         "image.failed.v1",
         "Publishing the image to one destination failed",
         {
-            "target": {"enum": ["aws", "downloads", "intake"]},
+            "target": {"enum": [*TARGET_NAMES, "intake"]},
             "destination": {"type": "string", "minLength": 1},
             "error_kind": {"enum": ERROR_KINDS},
             "error": {"type": "string"},
@@ -347,7 +350,7 @@ class QeResultV1(FedimgMessage):
         return f"{b['agent']} reports {b['test_suite']} {b['result']} for {self.image_label}"
 
 
-# Entry-point name -> class; setup.cfg registers exactly these under `fedora.messages`.
+# Entry-point name -> class of this module (shared.messages.MESSAGES adds the clouds').
 MESSAGES: dict[str, type[FedimgMessage]] = {
     "fedimg.build.started.v1": BuildStartedV1,
     "fedimg.image.accepted.v1": ImageAcceptedV1,

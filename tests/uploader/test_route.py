@@ -117,3 +117,9 @@ def test_each_registered_target_declares_a_loadable_handler_and_its_topics():
         assert callable(target.handler())
         assert target.needs in ("raw", "file")
         assert set(target.messages) <= entry_points, (name, set(target.messages) - entry_points)
+
+
+def test_every_registered_target_may_be_named_in_messages():
+    from shared.messages.events import TARGET_NAMES
+
+    assert sorted(TARGET_NAMES) == sorted(TARGETS)

@@ -20,6 +20,7 @@ TYPE_SUFFIXES: dict[str, tuple[str, ...]] = {
     "raw-xz": (".raw.xz",),
     "raw": (".raw",),
     "qcow2": (".qcow2",),
+    "tar-gz": (".tar.gz",),
 }
 
 # Parent task methods that produce images, and nothing else: Koji's image-build (image),

@@ -29,6 +29,11 @@ TARGETS: dict[str, Target] = {
         Target(name="downloads", publish="uploader.targets.downloads:publish_downloads",
                takes=Takes(RAW_DISK_TYPES), section="downloads", needs="raw",
                messages=("fedimg.image.published.v1.downloads",)),
+        # GCE takes the image as a tar.gz holding disk.raw: Fedora's GCE image, uploaded as is.
+        Target(name="gcp", publish="uploader.targets.gcp:publish_gcp",
+               takes=Takes(frozenset({"tar-gz"}), arches=frozenset({"x86_64", "aarch64"})),
+               section="gcp", needs="file", messages=("fedimg.image.published.v1.gcp",),
+               cleanup="fedimg-gcp-cleanup"),
     )
 }
 
