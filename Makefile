@@ -4,10 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test test-fast demo demo-stop system services venv lint bench
+.PHONY: test test-fast demo demo-stop system services venv lint bench azurite
+
+AZURITE_VERSION := 3.35.0
 
 ## make test: system packages, running services, the venv, ruff, then the whole suite (slow tests too)
-test: system services venv lint
+test: system services venv lint azurite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make test-fast: only the tests that need no real stack (for quick local iterations)
@@ -28,12 +30,18 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 system:
 	bash deploy/local/ensure-system.sh
 
+## make azurite: Azure's blob-storage emulator (npm) in .azurite/, for the azure target's tests
+azurite: .azurite/node_modules/.bin/azurite-blob
+
+.azurite/node_modules/.bin/azurite-blob:
+	npm install --no-audit --no-fund --no-save --prefix .azurite azurite@$(AZURITE_VERSION)
+
 services: system
 	bash deploy/local/ensure-services.sh
 
 ## make demo: system packages, running services, the venv, then the whole pipeline on a local stack
 ## (deploy/local/demo.py; docs/deployment.md). Safe to run again: it reuses the stack.
-demo: system services venv
+demo: system services venv azurite
 	$(BIN)/python deploy/local/demo.py
 
 ## make demo-stop: stop every process of the demo stack by its PID (state stays in $$FEDIMG_DEMO_DIR)

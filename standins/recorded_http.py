@@ -16,6 +16,7 @@ import json
 import re
 import ssl
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,6 +53,7 @@ class Request:
     headers: dict[str, str]
     body: Any
     status: int = 0
+    at: float = dataclasses.field(default_factory=time.monotonic)  # when it arrived
 
     def param(self, name: str) -> str | None:
         values = self.query.get(name)

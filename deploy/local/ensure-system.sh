@@ -20,6 +20,7 @@ declare -A PROVES=(
   [postgresql]=/usr/bin/pg_ctlcluster
   [chromium]=/usr/bin/chromium
   [curl]=/usr/bin/curl
+  [npm]=/usr/bin/npm                        # make azurite: Azure's blob emulator comes from npm
   [systemd]=/usr/bin/systemd-analyze       # tests verify deploy/systemd units with it
 )
 missing=()

@@ -33,11 +33,10 @@ class AzureImagePublishedV1(FedimgMessage):
             "community_resource_id": {"type": ["string", "null"]},
             "regions": {"type": "object", "additionalProperties": {"type": "string"},
                         "description": "region -> the resource id to use there"},
-            "failed_regions": _REGIONS,
             "end_of_life": {"type": ["string", "null"], "description": "ISO 8601, nightlies"},
         },
         ["gallery", "image_definition_name", "image_version_name", "image_resource_id",
-         "regions", "failed_regions"],
+         "regions"],
     )
     example = {
         **_EXAMPLE_IMAGE,
@@ -56,19 +55,15 @@ class AzureImagePublishedV1(FedimgMessage):
             "westeurope": "/CommunityGalleries/Fedora-5e266ba4-2250-406d-adad-5d73860d958f/"
             "Images/Fedora-Cloud-Rawhide-x64/Versions/20261125.0.0",
         },
-        "failed_regions": [],
         "end_of_life": "2026-12-09T00:00:00+00:00",
     }
 
     @property
     def summary(self) -> str:
         b = self.body
-        text = (f"fedimg published {self.image_label} as Azure image version "
+        return (f"fedimg published {self.image_label} as Azure image version "
                 f"{b['image_definition_name']}/{b['image_version_name']} in "
                 f"{len(b['regions'])} regions")
-        if b["failed_regions"]:
-            text += f", failed in {', '.join(b['failed_regions'])}"
-        return text
 
 
 class GcpImagePublishedV1(FedimgMessage):

@@ -20,7 +20,7 @@ from shared.messages.base import (
 
 IMAGE_ROUTING = ("channel", "subvariant", "release", "arch")
 # Every target a message may name (the uploader's registry, uploader/targets, has one entry each).
-TARGET_NAMES = ["aws", "downloads", "gcp"]
+TARGET_NAMES = ["aws", "downloads", "azure", "gcp"]
 
 _AGENT = {"agent": {"type": ["string", "null"], "description": "who or what caused the event"}}
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}

@@ -21,6 +21,7 @@ TYPE_SUFFIXES: dict[str, tuple[str, ...]] = {
     "raw": (".raw",),
     "qcow2": (".qcow2",),
     "tar-gz": (".tar.gz",),
+    "vhd-compressed": (".vhdfixed.xz", ".vhd.xz"),
 }
 
 # Parent task methods that produce images, and nothing else: Koji's image-build (image),

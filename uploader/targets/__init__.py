@@ -29,6 +29,12 @@ TARGETS: dict[str, Target] = {
         Target(name="downloads", publish="uploader.targets.downloads:publish_downloads",
                takes=Takes(RAW_DISK_TYPES), section="downloads", needs="raw",
                messages=("fedimg.image.published.v1.downloads",)),
+        # Azure takes Fedora's fixed VHD (xz); the target streams it into a page blob itself.
+        Target(name="azure", publish="uploader.targets.azure:publish_azure",
+               takes=Takes(frozenset({"vhd-compressed"}),
+                           arches=frozenset({"x86_64", "aarch64"})),
+               section="azure", needs="file", messages=("fedimg.image.published.v1.azure",),
+               cleanup="fedimg-azure-cleanup"),
         # GCE takes the image as a tar.gz holding disk.raw: Fedora's GCE image, uploaded as is.
         Target(name="gcp", publish="uploader.targets.gcp:publish_gcp",
                takes=Takes(frozenset({"tar-gz"}), arches=frozenset({"x86_64", "aarch64"})),
