@@ -25,6 +25,7 @@ from shared.messages import MESSAGES
 _AMI = re.compile(r"ami-[0-9a-f]{3,40}", re.ASCII)
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}", re.ASCII)
 _SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
+_AZURE_REGION = re.compile(r"[a-z][a-z0-9]{1,40}", re.ASCII)
 _SAFE_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", re.ASCII)
 _MAX_TEXT = 2000  # free text (errors, notes) is cut here; history must not bloat the site
 
@@ -260,8 +261,45 @@ def _ours(base: str, body: dict) -> list[Observation]:
             "note": _text(body.get("note")),
             "agent": _text(body.get("agent")),
         }))
+    elif base == "fedimg.image.published.v1.azure":
+        regions = body.get("regions")
+        if not isinstance(regions, dict):
+            raise Unreadable(f"'regions' is {_show(regions)}, expected a region -> id object")
+        sets.append(("azure", "", _azure_value(body, regions)))
+    elif base == "fedimg.image.published.v1.gcp":
+        sets.append(("gcp", "", _gcp_value(body)))
     # image.accepted.v1: the image exists; identity and source are all it says
     return [Observation(name, identity, source, tuple(sets))]
+
+
+# ---- Azure and GCE: the same register from ours and from fedora_image_uploader -----------------
+
+
+def _azure_value(body: dict, regions: dict[Any, Any]) -> dict[str, Any]:
+    """Definition, version and the resource id to use in each region."""
+    ids = {}
+    for region, rid in sorted(regions.items()):
+        if isinstance(region, str) and _AZURE_REGION.fullmatch(region):
+            ids[region] = rid if isinstance(rid, str) and len(rid) <= 500 else None
+    return {
+        "image_definition": _str(body, "image_definition_name", limit=200),
+        "image_version": _str(body, "image_version_name", limit=100),
+        "resource_id": _str(body, "image_resource_id", required=False, limit=500),
+        "regions": ids,
+    }
+
+
+def _gcp_value(body: dict) -> dict[str, Any]:
+    locations = body.get("storage_locations")
+    image_url = body.get("image_url")
+    return {
+        "image_name": _str(body, "image_name", limit=200),
+        "family": _str(body, "family", required=False, limit=200),
+        "project": _str(body, "project", required=False, limit=100),
+        "image_url": _url(image_url, "image_url") if image_url else None,
+        "storage_locations": sorted(s for s in locations if isinstance(s, str) and len(s) < 64)
+        if isinstance(locations, list) else [],
+    }
 
 
 # ---- fedora_image_uploader ----------------------------------------------------------------------
@@ -375,23 +413,12 @@ def _fiu(kind: str, body: dict, told: dict[str, str]) -> list[Observation]:
             sets.append(("aws", _region(region, "region"), {"ami": _ami(ami, f"AMI of {region}")}))
     elif kind == "azure":
         regions = body.get("regions")
-        sets.append(("azure", "", {
-            "image_definition": _str(body, "image_definition_name", limit=200),
-            "image_version": _str(body, "image_version_name", limit=100),
-            "resource_id": _str(body, "image_resource_id", required=False, limit=500),
-            "regions": sorted(r for r in regions if isinstance(r, str) and len(r) < 64)
-            if isinstance(regions, list) else [],
-        }))
+        resource_id = _str(body, "image_resource_id", required=False, limit=500)
+        sets.append(("azure", "", _azure_value(
+            body, {r: resource_id for r in regions if isinstance(r, str)}
+            if isinstance(regions, list) else {})))
     else:  # gcp
-        locations = body.get("storage_locations")
-        image_url = body.get("image_url")
-        sets.append(("gcp", "", {
-            "image_name": _str(body, "image_name", limit=200),
-            "family": _str(body, "family", required=False, limit=200),
-            "image_url": _url(image_url, "image_url") if image_url else None,
-            "storage_locations": sorted(s for s in locations if isinstance(s, str) and len(s) < 64)
-            if isinstance(locations, list) else [],
-        }))
+        sets.append(("gcp", "", _gcp_value(body)))
     return [Observation(name, identity, {"compose_id": compose_id}, tuple(sets),
                         derived_name=derived)]
 

@@ -1,0 +1,119 @@
+"""Azure and GCE in the report: fedimg's own messages and fedora_image_uploader's real bodies
+fold into one register per image, and the site shows the Azure resource id per region and the
+GCE image name and family (escaped: history is attacker-influenced text)."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import pathlib
+
+import pytest
+
+from reporter import site
+from reporter.atomic_dir import write_tree
+from reporter.fold import fold, image_records
+from reporter.outputs import history_block
+from shared.messages import AzureImagePublishedV1, GcpImagePublishedV1
+from tests.reporter.histories import PROD, as_rows
+from tests.reporter.test_site import EVIL_SCRIPT, _chromium, _elements
+
+SAMPLES = pathlib.Path(__file__).resolve().parents[1] / "data" / "samples"
+REAL = pathlib.Path(__file__).resolve().parents[1] / "data" / "real" / "messages"
+T0 = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
+FIU_AZURE = "Fedora-Cloud-Base-Azure-40-20240501.n.0.x86_64"
+FIU_GCE = "Fedora-Cloud-Base-GCE-40-20240414.0.x86_64"
+
+
+def _real_fiu(kind: str) -> dict:
+    """The fedora_image_uploader record of that kind from the real corpus (topic + body)."""
+    records = json.loads((REAL / "fiu-messages-1.2.0-tests.json").read_text())["records"]
+    (record,) = [r["message"] for r in records
+                 if r["message"]["topic"].startswith(f"fedora_image_uploader.published.v1.{kind}")]
+    return record
+
+
+def _specs() -> list[tuple]:
+    specs = []
+    for i, kind in enumerate(("azure", "gcp")):
+        msg = _real_fiu(kind)
+        specs.append((PROD + msg["topic"], msg["body"], T0 + dt.timedelta(seconds=i)))
+    for i, cls in enumerate((AzureImagePublishedV1, GcpImagePublishedV1)):
+        body = copy.deepcopy(cls.example)
+        specs.append((PROD + cls.from_body(body).topic, body, T0 + dt.timedelta(seconds=10 + i)))
+    return specs
+
+
+@pytest.fixture(scope="module")
+def records() -> dict[str, dict]:
+    return {r["name"]: r for r in image_records(fold(as_rows(_specs())))}
+
+
+def test_fedora_image_uploader_azure_body_gives_the_resource_id_in_each_region(records):
+    azure = records[FIU_AZURE]["azure"]
+    body = _real_fiu("azure")["body"]
+    assert azure["image_definition"] == "Fedora-Cloud-40-x64"
+    assert azure["image_version"] == "40.20240501.0"
+    assert azure["regions"] == {r: body["image_resource_id"] for r in body["regions"]}
+
+
+def test_fedora_image_uploader_gcp_body_gives_image_and_family(records):
+    gcp = records[FIU_GCE]["gcp"]
+    assert (gcp["image_name"], gcp["family"]) == ("fedora-cloud-40-1-14-x86-64",
+                                                  "fedora-cloud-40")
+    assert gcp["storage_locations"] == ["us"]
+
+
+def test_our_messages_fill_the_same_registers(records):
+    azure = records[AzureImagePublishedV1.example["name"]]["azure"]
+    assert azure["regions"] == AzureImagePublishedV1.example["regions"]
+    assert azure["image_version"] == AzureImagePublishedV1.example["image_version_name"]
+    gcp = records[GcpImagePublishedV1.example["name"]]["gcp"]
+    assert gcp["image_name"] == GcpImagePublishedV1.example["image_name"]
+    assert gcp["family"] == "fedora-cloud-rawhide-nightly"
+    assert gcp["project"] == "fedora-cloud"
+    assert records[GcpImagePublishedV1.example["name"]]["channel"] == "nightly"
+
+
+def test_a_malformed_region_map_is_unreadable_not_a_crash():
+    body = {**copy.deepcopy(AzureImagePublishedV1.example), "regions": ["eastus"]}
+    state = fold(as_rows([(PROD + "fedimg.image.published.v1.azure.nightly.Cloud_Base.Rawhide."
+                           "x86_64", body, T0)]))
+    assert state.skipped == 1 and not state.images
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, records) -> pathlib.Path:
+    images = copy.deepcopy(list(records.values()))
+    for img in images:  # hostile history: shown as text, never run
+        if img["name"] == FIU_AZURE:
+            img["azure"]["regions"]["centralus"] = EVIL_SCRIPT
+    state = fold(as_rows(_specs()))
+    out = tmp_path_factory.mktemp("site")
+    write_tree(out, site.render(sorted(images, key=lambda i: i["name"]),
+                                history_block(state, "https://dg.example.org"),
+                                "2026-11-25T12:00:00Z"))
+    return out
+
+
+def test_release_page_lists_azure_regions_and_gce_family(rendered):
+    text = (rendered / "release-40.html").read_text()
+    rid = _real_fiu("azure")["body"]["image_resource_id"]
+    for region in ("eastus", "eastus2"):
+        assert f'<tr data-region="{region}"><td>{region}</td><td><code class="resource-id">' \
+               f'{rid}</code>' in text
+    assert 'data-copy="fedora-cloud-40-1-14-x86-64"' in text
+    assert '<code class="gce-family">fedora-cloud-40</code>' in text
+    assert EVIL_SCRIPT not in text and "&lt;script&gt;" in text
+
+
+@pytest.mark.slow
+def test_azure_and_gce_in_headless_chromium(rendered, tmp_path):
+    dom = _chromium(tmp_path, rendered / "release-Rawhide.html", "--dump-dom").stdout
+    tags = _elements(dom)
+    assert next(a for t, a in tags if t == "html").get("data-js") == "ready"
+    rows = [a["data-region"] for t, a in tags if t == "tr" and "data-region" in a]
+    assert rows == ["eastus", "westeurope"]
+    assert GcpImagePublishedV1.example["image_name"] in dom
+    assert "fedora-cloud-rawhide-nightly" in dom
