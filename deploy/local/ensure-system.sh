@@ -21,6 +21,9 @@ declare -A PROVES=(
   [chromium]=/usr/bin/chromium
   [curl]=/usr/bin/curl
   [systemd]=/usr/bin/systemd-analyze       # tests verify deploy/systemd units with it
+  [skopeo]=/usr/bin/skopeo                  # the containers target pushes with it
+  [docker-registry]=/usr/bin/docker-registry  # the real OCI registry the container tests push to
+  [apache2-utils]=/usr/bin/htpasswd         # that registry's basic-auth password file
 )
 missing=()
 for pkg in "${!PROVES[@]}"; do
