@@ -20,6 +20,7 @@ import argparse
 import base64
 import json
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -171,6 +172,13 @@ class LocalRegistry:
         resp = self._get(f"{repository}/blobs/{digest}")
         resp.raise_for_status()
         return resp.content
+
+    def writes(self) -> int:
+        """How many write requests (blob uploads, manifest and tag PUTs, deletes) the registry
+        has answered so far, from its access log: unchanged means nothing was pushed."""
+        log = self.workdir / "registry.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return len(re.findall(r'"(?:PUT|POST|PATCH|DELETE) /v2/', text))
 
     def catalog(self) -> list[str]:
         resp = self._get("_catalog")
