@@ -57,7 +57,7 @@ def serve():
 
 def _session(retries: int, retried: list[int]):
     return shared_http.session("fedimg-test", timeout=5, retries=retries, backoff=0.001,
-                               on_retry=lambda: retried.append(1))
+                               on_retry=lambda note: retried.append(note))
 
 
 def test_5xx_and_429_are_retried_until_an_answer_comes(serve):
@@ -110,7 +110,7 @@ def test_incomplete_answers_are_asked_again_within_the_bound():
         return "whole"
 
     assert retry_incomplete(twice_short, what="page", attempts=3, backoff=0.001,
-                            on_retry=lambda: retried.append(1)) == "whole"
+                            on_retry=lambda note: retried.append(note)) == "whole"
     assert len(calls) == 3 and len(retried) == 2
 
 
