@@ -17,6 +17,7 @@ from typing import Any
 
 import jinja2
 
+from reporter import feeds
 from reporter.outputs import latest, release_order
 from reporter.times import iso, readable
 from shared.images import CHANNELS
@@ -137,7 +138,36 @@ def _channel_summaries(current: list[dict]) -> list[dict]:
         if group["channel"] is None:
             continue
         newest = group["images"][0]
-        out.append({**group, "count": len(group["images"]), "newest": newest["first_seen"]})
+        out.append({**group, "count": len(group["images"]), "newest": newest["first_seen"],
+                    "feed": feeds.feed_path(group["channel"])})
+    return out
+
+
+def _family_title(key: tuple) -> str:
+    release, subvariant, arch, channel = key
+    return f"{_release_label(release)} {subvariant or '?'} {arch or '?'}, {channel or 'unknown'}"
+
+
+def families(images: list[dict]) -> dict[str, dict]:
+    """{history page: family} for every family with a page: its images newest first, the newest
+    (the image latest.json names for it) and every EC2 region any of them reached."""
+    members: dict[tuple, list[dict]] = {}
+    for img in images:
+        members.setdefault(family_key(img), []).append(img)
+    out = {}
+    for key, imgs in members.items():
+        page = family_page(key)
+        if page is None:
+            continue
+        known = [i for i in imgs if i["channel"] is not None]
+        out[page] = {
+            "key": key, "title": _family_title(key), "channel": key[3],
+            "images": _newest_first(imgs),
+            "newest": latest(known)[0] if known else None,
+            "regions": sorted({r for i in imgs for r in i["aws"]}),
+            "release_page": _page(key[0]), "release_label": _release_label(key[0]),
+            "feed": feeds.feed_path(key[3]),
+        }
     return out
 
 
@@ -152,6 +182,9 @@ def render(images: list[dict], history: dict, generated: str) -> dict[str, bytes
         "history": history,
         "generated": generated,
         "last_seen": None if last is None else iso(last),
+        "feeds": [{"channel": c, "title": CHANNEL_TITLES[c] if c else "All channels",
+                   "path": feeds.feed_path(c)} for c in (None, *reversed(CHANNELS))],
+        "family_page": lambda i: family_page(family_key(i)),
         "root": "",
     }
     current = latest(images, by_cloud=True)
@@ -165,7 +198,12 @@ def render(images: list[dict], history: dict, generated: str) -> dict[str, bytes
         mine = [i for i in images if i["release"] == rel["release"]]
         files[rel["page"]] = env.get_template("release.html").render(
             rel={**rel, "channels": _channels(mine, True)}, current_release=rel["release"],
-            family_page=lambda i: family_page(family_key(i)), **common).encode()
+            **common).encode()
+    history_page = env.get_template("history.html")
+    for page, family in families(images).items():
+        files[page] = history_page.render(
+            family=family, current_release=family["key"][0], **{**common, "root": "../"}).encode()
+    files.update(feeds.render(images, env, common["last_seen"], common["family_page"]))
     static = resources.files("reporter") / "static"
     for name in STATIC_FILES:
         files[f"static/{name}"] = (static / name).read_bytes()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import html.parser
 import json
 import pathlib
 import re
@@ -13,16 +11,19 @@ import subprocess
 import pytest
 
 from reporter import site, times
-from reporter.atomic_dir import write_tree
-from reporter.fold import fold, image_records
-from reporter.outputs import history_block, latest
-from tests.conftest import SAMPLES
-from tests.reporter.histories import OUR_NAME, SHA_Q, as_rows, mixed_history
+from reporter.outputs import latest
+from tests.reporter.conftest import (
+    EVIL_IMG,
+    EVIL_SCRIPT,
+    FAMILY,
+    NEWER,
+    OLDER,
+    OLDER_AMIS,
+)
+from tests.reporter.conftest import elements as _elements
+from tests.reporter.histories import SHA_Q
 
 CHROMIUM = "/usr/bin/chromium"
-EVIL_SCRIPT = "<script>document.documentElement.setAttribute('data-pwned','script')</script>"
-EVIL_IMG = "<img src=x onerror=\"document.documentElement.setAttribute('data-pwned','img')\">"
-EVIL_ATTR = "\" onmouseover=\"alert(1)\" data-x=\""
 
 
 def _chromium(tmp: pathlib.Path, page: pathlib.Path, *mode: str) -> subprocess.CompletedProcess:
@@ -37,64 +38,14 @@ def _chromium(tmp: pathlib.Path, page: pathlib.Path, *mode: str) -> subprocess.C
     )
 
 
-class _Elements(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict]] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-
-def _elements(dom: str) -> list[tuple[str, dict]]:
-    parser = _Elements()
-    parser.feed(dom)
-    return parser.tags
-
-
-def _hostile(images: list[dict]) -> list[dict]:
-    """Every string an attacker could put into history, made hostile (after the fold, so the
-    escaping itself is tested, not only the validation in families.py)."""
-    out = copy.deepcopy(images)
-    for img in out:
-        if img["name"] == OUR_NAME:
-            img["name"] = OUR_NAME + EVIL_SCRIPT
-            img["promoted"]["note"] = EVIL_IMG
-            img["promoted"]["agent"] = EVIL_ATTR
-            img["failures"][0]["error"] = EVIL_SCRIPT
-            img["qe"]["suites"] = {EVIL_IMG: {**img["qe"]["suites"]["openqa-cloud"],
-                                              "note": EVIL_SCRIPT}}
-            img["compose_id"] = EVIL_ATTR
-            img["cloud"] = EVIL_IMG
-        if img["gcp"]:
-            img["gcp"]["image_name"] = EVIL_SCRIPT
-            img["gcp"]["family"] = EVIL_ATTR
-    return out
-
-
-def _images() -> list[dict]:
-    specs, _ = mixed_history(SAMPLES)
-    return _hostile(image_records(fold(as_rows(specs))))
-
-
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
-    specs, _ = mixed_history(SAMPLES)
-    state = fold(as_rows(specs))
-    images = _hostile(image_records(state))
-    out = tmp_path_factory.mktemp("site")
-    write_tree(out, site.render(images, history_block(state, "https://dg.example.org"),
-                                "2026-11-25T12:00:00Z"))
-    return out
-
-
-@pytest.mark.parametrize("page", ["index.html", "release-41.html"])
+@pytest.mark.parametrize("page", ["index.html", "release-41.html",
+                                  "history/41-Cloud_Base-x86_64-release.html"])
 def test_templates_autoescape_every_string(rendered, page):
     text = (rendered / page).read_text()
     assert EVIL_SCRIPT not in text and EVIL_IMG not in text
     assert "&lt;script&gt;document.documentElement" in text
     scripts = [a for t, a in _elements(text) if t == "script"]
-    assert scripts == [{"src": "static/site.js"}]
+    assert scripts == [{"src": ("../" if "/" in page else "") + "static/site.js"}]
     assert not [a for _, a in _elements(text) if "onerror" in a or "onmouseover" in a]
 
 
@@ -104,10 +55,10 @@ def _rows(dom: str) -> list[dict]:
             for t, a in _elements(dom) if t == "tr" and "data-ami" in a]
 
 
-def test_locator_lists_every_current_image_in_every_region(rendered):
+def test_locator_lists_every_current_image_in_every_region(rendered, site_images):
     text = (rendered / "index.html").read_text()
     rows = _rows(text)
-    current = latest(_images(), by_cloud=True)
+    current = latest(site_images, by_cloud=True)
     want = sorted((i["name"], r, i["aws"][r]["ami"]) for i in current for r in i["aws"]) + \
         sorted((i["name"], "", "") for i in current if not i["aws"])
     got = sorted((r["name"], r["region"], r["ami"]) for r in rows if r["region"]) + \
@@ -189,3 +140,50 @@ def test_release_pages_exist_for_every_release(rendered):
     index = json.dumps(sorted(p.name for p in rendered.glob("release-*.html")))
     assert index == json.dumps(sorted(
         f"release-{r}.html" for r in ("24", "27", "40", "41", "Rawhide")))
+
+
+def test_every_family_has_a_history_page_with_every_image_newest_first(rendered, site_images):
+    families = {}
+    for img in site_images:
+        families.setdefault((img["release"], img["subvariant"], img["arch"], img["channel"]),
+                            []).append(img)
+    pages = sorted(str(p.relative_to(rendered)) for p in (rendered / "history").glob("*.html"))
+    assert pages == sorted(f"history/{r}-{s}-{a}-{c}.html" for r, s, a, c in families)
+    for (release, sub, arch, channel), imgs in families.items():
+        text = (rendered / f"history/{release}-{sub}-{arch}-{channel}.html").read_text()
+        names = [a["data-name"] for t, a in _elements(text) if t == "tr" and "data-name" in a]
+        assert names == [i["name"] for i in sorted(imgs, key=lambda i: i["first_seen"],
+                                                   reverse=True)]
+
+
+def test_a_history_page_shows_earlier_images_with_their_amis_per_region(rendered):
+    text = (rendered / FAMILY).read_text()
+    tags = _elements(text)
+    rows = [a for t, a in tags if t == "tr" and "data-name" in a]
+    # the family is release x edition x arch x channel: the Azure image of that nightly is in it
+    azure = "Fedora-Cloud-Base-Azure-40-20240501.n.0.x86_64"
+    assert [r["data-name"] for r in rows] == [azure, NEWER, OLDER]
+    assert [r.get("class") for r in rows] == ["newest", None, None]
+    columns = re.findall(r'<th scope="col">([a-z]{2}-[a-z]+-\d)</th>', text)
+    assert columns == ["eu-central-1", "us-east-2", "us-west-1"]
+    body = text.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    newer_row, older_row = body.split("</tr>")[1:3]
+    cells = [re.findall(r'<td data-region="([^"]+)">(?:<code class="ami">([^<]+)</code>|—)', row)
+             for row in (newer_row, older_row)]
+    assert cells[0] == [("eu-central-1", ""), ("us-east-2", "ami-123"), ("us-west-1", "ami-321")]
+    assert cells[1] == [("eu-central-1", OLDER_AMIS["eu-central-1"]),
+                        ("us-east-2", OLDER_AMIS["us-east-2"]), ("us-west-1", "")]
+    assert "2025-05-25 12:00 UTC" in older_row  # a week before the newer one, readable
+    # each image's card is on the page too, as the anchor the locator and the feeds link to
+    assert {a["id"] for t, a in tags if t == "article"} == {azure, NEWER, OLDER}
+    assert f'href="{FAMILY}#{NEWER}"' in (rendered / "index.html").read_text()
+
+
+def test_latest_json_names_the_newest_image_of_every_history_page(rendered):
+    latest_doc = json.loads((rendered / "latest.json").read_text())["latest"]
+    assert len(latest_doc) >= 10
+    for img in latest_doc:
+        page = rendered / site.family_page(site.family_key(img))
+        newest = [a for t, a in _elements(page.read_text()) if t == "tr" and
+                  a.get("class") == "newest"]
+        assert [a["data-name"] for a in newest] == [img["name"]], page.name
