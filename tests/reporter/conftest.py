@@ -92,3 +92,23 @@ def rendered(tmp_path_factory, site_images) -> pathlib.Path:
     write_tree(out, files)
     assert json.loads(files["latest.json"])["latest"]
     return out
+
+
+# ---- files the test run keeps for people to look at ----------------------------------------------
+
+ARTIFACTS = pathlib.Path(__file__).resolve().parents[2] / "test-artifacts"
+_kept: list[pathlib.Path] = []
+
+
+def artifact(name: str, data: bytes) -> pathlib.Path:
+    """Keep ``data`` as test-artifacts/NAME (gitignored); the path is printed after the run."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    path.write_bytes(data)
+    _kept.append(path)
+    return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    for path in _kept:
+        terminalreporter.write_line(f"kept for a look: {path}")
