@@ -67,6 +67,9 @@ def _hostile(images: list[dict]) -> list[dict]:
         if img["gcp"]:
             img["gcp"]["image_name"] = EVIL_SCRIPT
             img["gcp"]["family"] = EVIL_ATTR
+        if img["name"] == "Fedora-Container-Base-40-20240501.n.0.s390x":
+            img["containers"][0]["tags"].append(EVIL_SCRIPT)
+            img["containers"][0]["repository"] = EVIL_ATTR
     return out
 
 
@@ -140,7 +143,25 @@ def test_release_page_in_headless_chromium(rendered, tmp_path):
     assert "Nightly" in dom and "Release candidates" in dom
 
 
+def test_container_images_show_their_pull_references_and_digests(rendered):
+    from tests.reporter.histories import DIGEST_ARM, DIGEST_LIST, DIGEST_X86
+
+    page = (rendered / "release-43.html").read_text()
+    for arch, digest in (("x86_64", DIGEST_X86), ("aarch64", DIGEST_ARM)):
+        card = page[page.index(f'data-name="Fedora-Container-Base-Generic-43-1.6.{arch}"'):]
+        card = card[:card.index("</article>")]
+        for tag in ("43", "43-20251023.0", "latest"):
+            assert f"<code class=\"pull\">quay.io/fedora/fedora:{tag}</code>" in card
+        assert f"<code class=\"digest\" title=\"quay.io/fedora/fedora:43-20251023.0-{arch}\">" \
+            f"{digest}</code>" in card
+        assert f'data-copy="quay.io/fedora/fedora@{digest}"' in card
+        assert f'title="manifest list {DIGEST_LIST}"' in card
+    old = (rendered / "release-40.html").read_text()
+    assert "registry.fedoraproject.org/fedora:latest" in old  # fedora_image_uploader's
+    assert "digest not reported" in old
+
+
 def test_release_pages_exist_for_every_release(rendered):
     index = json.dumps(sorted(p.name for p in rendered.glob("release-*.html")))
     assert index == json.dumps(sorted(
-        f"release-{r}.html" for r in ("24", "27", "40", "41", "Rawhide")))
+        f"release-{r}.html" for r in ("24", "27", "40", "41", "43", "Rawhide")))
