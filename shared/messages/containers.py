@@ -11,6 +11,11 @@ from shared.messages.events import _EXAMPLE_IMAGE, IMAGE_ROUTING, _image_schema
 
 _DIGEST = {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}
 _ARCHES = {"type": "array", "items": {"type": "string", "minLength": 1}}
+_MANIFESTS = {"type": "object", "minProperties": 1, "additionalProperties": _DIGEST,
+              "description": "arch -> digest of that arch's image, as the list names it"}
+
+_EXAMPLE_X86_64 = "sha256:60caeb1c917f47dcfea6280effe120704aba0e635e3a76c140f8a1a0bdc024d3"
+_EXAMPLE_AARCH64 = "sha256:836b89a45893aca059a28d0a8f96dbbde873dfad3a72cc82ffd7186481d6120d"
 
 
 class ContainerPublishedV1(FedimgMessage):
@@ -31,8 +36,8 @@ class ContainerPublishedV1(FedimgMessage):
             "digest": _DIGEST,
             "manifest_list": {"anyOf": [{"type": "null"}, {
                 "type": "object",
-                "properties": {"digest": _DIGEST, "arches": _ARCHES},
-                "required": ["digest", "arches"],
+                "properties": {"digest": _DIGEST, "manifests": _MANIFESTS},
+                "required": ["digest", "manifests"],
             }]},
             "tags": {"type": "array", "items": {"type": "string", "minLength": 1},
                      "description": "tags naming the manifest list after this push"},
@@ -54,10 +59,10 @@ class ContainerPublishedV1(FedimgMessage):
         "registry": "quay.io/fedora",
         "repository": "fedora",
         "reference": "quay.io/fedora/fedora:43-20251023.0-x86_64",
-        "digest": "sha256:60caeb1c917f47dcfea6280effe120704aba0e635e3a76c140f8a1a0bdc024d3",
+        "digest": _EXAMPLE_X86_64,
         "manifest_list": {
             "digest": "sha256:f27d6203d7efe53dec89f8653cf4f8e981ccf49d4ce84238698e0aa0daf5221f",
-            "arches": ["aarch64", "ppc64le", "s390x", "x86_64"],
+            "manifests": {"aarch64": _EXAMPLE_AARCH64, "x86_64": _EXAMPLE_X86_64},
         },
         "tags": ["43", "43-20251023.0", "latest"],
         "kept_tags": {},

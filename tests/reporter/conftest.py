@@ -56,6 +56,9 @@ def hostile(images: list[dict]) -> list[dict]:
         if img["gcp"]:
             img["gcp"]["image_name"] = EVIL_SCRIPT
             img["gcp"]["family"] = EVIL_ATTR
+        if img["name"] == "Fedora-Container-Base-40-20240501.n.0.s390x":
+            img["containers"][0]["tags"].append(EVIL_SCRIPT)
+            img["containers"][0]["repository"] = EVIL_ATTR
     return out
 
 

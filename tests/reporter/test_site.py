@@ -21,7 +21,7 @@ from tests.reporter.conftest import (
     OLDER_AMIS,
 )
 from tests.reporter.conftest import elements as _elements
-from tests.reporter.histories import SHA_Q
+from tests.reporter.histories import DIGEST_ARM, DIGEST_LIST, DIGEST_X86, SHA_Q
 
 
 @pytest.mark.parametrize("page", ["index.html", "release-41.html",
@@ -90,7 +90,7 @@ def test_readable_times():
 def test_release_pages_exist_for_every_release(rendered):
     index = json.dumps(sorted(p.name for p in rendered.glob("release-*.html")))
     assert index == json.dumps(sorted(
-        f"release-{r}.html" for r in ("24", "27", "40", "41", "Rawhide")))
+        f"release-{r}.html" for r in ("24", "27", "40", "41", "43", "Rawhide")))
 
 
 def test_every_family_has_a_history_page_with_every_image_newest_first(rendered, site_images):
@@ -138,3 +138,19 @@ def test_latest_json_names_the_newest_image_of_every_history_page(rendered):
         newest = [a for t, a in _elements(page.read_text()) if t == "tr" and
                   a.get("class") == "newest"]
         assert [a["data-name"] for a in newest] == [img["name"]], page.name
+
+
+def test_container_images_show_their_pull_references_and_digests(rendered):
+    page = (rendered / "release-43.html").read_text()
+    for arch, digest in (("x86_64", DIGEST_X86), ("aarch64", DIGEST_ARM)):
+        card = page[page.index(f'data-name="Fedora-Container-Base-Generic-43-1.6.{arch}"'):]
+        card = card[:card.index("</article>")]
+        for tag in ("43", "43-20251023.0", "latest"):
+            assert f"<code class=\"pull\">quay.io/fedora/fedora:{tag}</code>" in card
+        assert f"<code class=\"digest\" title=\"quay.io/fedora/fedora:43-20251023.0-{arch}\">" \
+            f"{digest}</code>" in card
+        assert f'data-copy="quay.io/fedora/fedora@{digest}"' in card
+        assert f'title="manifest list {DIGEST_LIST}"' in card
+    old = (rendered / "release-40.html").read_text()
+    assert "registry.fedoraproject.org/fedora:latest" in old  # fedora_image_uploader's
+    assert "digest not reported" in old

@@ -48,7 +48,7 @@ class RegistryResult:
     digest: str
     pushed: bool = False
     manifest_list: manifest_list.ManifestList | None = None
-    arches: list[str] = dataclasses.field(default_factory=list)
+    manifests: dict[str, str] = dataclasses.field(default_factory=dict)  # arch -> digest
     tags: list[str] = dataclasses.field(default_factory=list)
     moved: list[str] = dataclasses.field(default_factory=list)
     kept: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -61,7 +61,7 @@ class RegistryResult:
     def body(self, source: ImageSource, registry: str, repository: str) -> dict:
         listed = None
         if self.manifest_list is not None:
-            listed = {"digest": self.manifest_list.digest, "arches": self.arches}
+            listed = {"digest": self.manifest_list.digest, "manifests": self.manifests}
         return source.body(registry=registry, repository=repository, reference=self.reference,
                            digest=self.digest, manifest_list=listed, tags=self.tags,
                            kept_tags=self.kept, pending_arches=self.pending)
@@ -109,7 +109,7 @@ def push_registry(skopeo: Skopeo, registry: RegistryConfig, repository: str, pla
         return result
 
     result.manifest_list = listed = manifest_list.build(plan.compose_id, manifests)
-    result.arches = sorted(manifests)
+    result.manifests = {a: manifest_list.digest_of(m) for a, m in sorted(manifests.items())}
     manifest_list.write_layout(list_dir, listed)
     for tag in plan.list_tags:
         ref = f"{repo}:{tag}"
@@ -126,7 +126,7 @@ def push_registry(skopeo: Skopeo, registry: RegistryConfig, repository: str, pla
         result.tags.append(tag)
         result.moved.append(tag)
         log.info("%s -> manifest list %s of %s (%s)", ref, listed.digest, plan.compose_id,
-                 ", ".join(result.arches))
+                 ", ".join(result.manifests))
     return result
 
 

@@ -66,7 +66,9 @@ def test_two_arches_end_as_one_manifest_list_under_the_compose_tags(
 
     last = emit.bodies(PUBLISHED)[-1]
     assert last["arch"] == "aarch64" and last["pending_arches"] == []
-    assert last["manifest_list"] == {"digest": state["43"], "arches": ["aarch64", "x86_64"]}
+    assert last["manifest_list"] == {"digest": state["43"], "manifests": {
+        "aarch64": compose.archives["aarch64"].manifest_digest,
+        "x86_64": compose.archives["x86_64"].manifest_digest}}
     assert sorted(last["tags"]) == LIST_TAGS and last["kept_tags"] == {}
     assert last["registry"] == registry.host and last["repository"] == "fedora"
     assert last["compose_id"] == F43 and last["subvariant"] == "Container_Base"
