@@ -540,6 +540,16 @@ class KojiHub:
         if state in (TASK_STATES["CLOSED"], TASK_STATES["FAILED"], TASK_STATES["CANCELED"]):
             t["completion_ts"] = t["completion_ts"] or t["create_ts"] + 1300
 
+    def set_task_result(self, task_id: int, result: Any) -> None:
+        """Make getTaskResult answer ``result`` for a task (anything XML-RPC can carry, and
+        strings it cannot, e.g. a NUL byte, which the client then fails to parse)."""
+        with self._lock:
+            self._results[task_id] = result
+
+    def task_result(self, task_id: int) -> Any:
+        """What getTaskResult answers for a task now (a copy may be changed and set back)."""
+        return self._results.get(task_id)
+
     def task_dir(self, task_id: int) -> str:
         """relpath of a task's output directory below topurl."""
         return "work/" + koji.PathInfo(topdir="").taskrelpath(task_id)
