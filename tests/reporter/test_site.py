@@ -151,6 +151,8 @@ def test_container_images_show_their_pull_references_and_digests(rendered):
             f"{digest}</code>" in card
         assert f'data-copy="quay.io/fedora/fedora@{digest}"' in card
         assert f'title="manifest list {DIGEST_LIST}"' in card
+    locator = (rendered / "index.html").read_text()
+    assert 'container: <code class="pull">quay.io/fedora/fedora</code>' in locator
     old = (rendered / "release-40.html").read_text()
     assert "registry.fedoraproject.org/fedora:latest" in old  # fedora_image_uploader's
     assert "digest not reported" in old
