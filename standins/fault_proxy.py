@@ -45,6 +45,7 @@ class Seen:
     """One request as the proxy saw it."""
 
     at: float  # time.monotonic() when its headers and body were read
+    wall: float  # time.time() then, to compare with other processes' clocks (sent-at headers)
     region: str
     service: str
     action: str
@@ -109,9 +110,9 @@ class FaultProxy:
                    and (service is None or s.service == service)
                    and (action is None or s.action == action))
 
-    def first_seen(self, region: str) -> float | None:
-        """time.monotonic() of the first request for `region`, None if there was none."""
-        return next((s.at for s in list(self.seen) if s.region == region), None)
+    def first_seen(self, region: str) -> Seen | None:
+        """The first request for `region`, None if there was none."""
+        return next((s for s in list(self.seen) if s.region == region), None)
 
     # --- used by the handler ------------------------------------------------------------------
     def _decide(self, region: str, service: str) -> tuple[str, tuple[str, int, str] | None]:
@@ -147,7 +148,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         region, service = (scope["region"], scope["service"]) if scope else ("", "")
         action = _action(self.command, self.path, self.headers.get("Content-Type") or "", body)
         fate, error = self.proxy._decide(region, service)
-        self.proxy.seen.append(Seen(time.monotonic(), region, service, action, fate))
+        self.proxy.seen.append(Seen(time.monotonic(), time.time(), region, service, action,
+                                    fate))
         if fate == "blackholed":
             self.proxy._hold(region)
             self.close_connection = True  # released or stopping: hang up without an answer

@@ -54,7 +54,7 @@ def test_black_holed_region_fails_at_its_deadline_and_the_redelivery_redoes_only
     assert failure.body["error_kind"] == "timeout"
     assert "aws.region_deadline" in failure.body["error"]
     assert fault_proxy.count("blackholed", region=DEAD) >= 1
-    region_start = fault_proxy.first_seen(DEAD)  # its work began before its first request
+    region_start = fault_proxy.first_seen(DEAD).at  # its work began before its 1st request
     took = failed_at - region_start
     print(f"\nblack hole {DEAD}: failure message {took:.2f} s after its first request "
           f"(deadline {cfg.aws.region_deadline} s + poll {cfg.aws.progress_interval} s), "
