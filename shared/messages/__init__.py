@@ -2,7 +2,9 @@
 
 from shared.messages.base import FedimgMessage, routing_word
 from shared.messages.clouds import CLOUD_MESSAGES, AzureImagePublishedV1, GcpImagePublishedV1
+from shared.messages.containers import ContainerPublishedV1
 from shared.messages.events import (
+    CORE_MESSAGES,
     ERROR_KINDS,
     AwsImagePublishedV1,
     AwsRegionPublishedV1,
@@ -13,10 +15,13 @@ from shared.messages.events import (
     QeResultV1,
     UploadFailedV1,
 )
-from shared.messages.events import MESSAGES as _EVENT_MESSAGES
 
 # Entry-point name -> class; setup.cfg registers exactly these under `fedora.messages`.
-MESSAGES = {**_EVENT_MESSAGES, **CLOUD_MESSAGES}
+MESSAGES: dict[str, type[FedimgMessage]] = {
+    **CORE_MESSAGES,
+    **CLOUD_MESSAGES,
+    "fedimg.image.published.v1.container": ContainerPublishedV1,
+}
 
 __all__ = [
     "ERROR_KINDS",
@@ -25,6 +30,7 @@ __all__ = [
     "AwsRegionPublishedV1",
     "AzureImagePublishedV1",
     "BuildStartedV1",
+    "ContainerPublishedV1",
     "DownloadPublishedV1",
     "FedimgMessage",
     "GcpImagePublishedV1",

@@ -20,7 +20,7 @@ from shared.messages.base import (
 
 IMAGE_ROUTING = ("channel", "subvariant", "release", "arch")
 # Every target a message may name (the uploader's registry, uploader/targets, has one entry each).
-TARGET_NAMES = ["aws", "downloads", "azure", "gcp"]
+TARGET_NAMES = ["aws", "downloads", "azure", "gcp", "containers"]
 
 _AGENT = {"agent": {"type": ["string", "null"], "description": "who or what caused the event"}}
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
@@ -242,7 +242,7 @@ class AwsImagePublishedV1(FedimgMessage):
 
 
 ERROR_KINDS = ["source", "verification", "aws", "azure", "gcp", "conversion", "destination",
-               "timeout", "internal"]
+               "registry", "timeout", "internal"]
 
 
 class UploadFailedV1(FedimgMessage):
@@ -350,8 +350,9 @@ class QeResultV1(FedimgMessage):
         return f"{b['agent']} reports {b['test_suite']} {b['result']} for {self.image_label}"
 
 
-# Entry-point name -> class of this module (shared.messages.MESSAGES adds the clouds').
-MESSAGES: dict[str, type[FedimgMessage]] = {
+# Entry-point name -> class of the messages defined here; shared.messages.MESSAGES adds those of
+# the targets that keep their schema in a module of its own (shared/messages/containers.py).
+CORE_MESSAGES: dict[str, type[FedimgMessage]] = {
     "fedimg.build.started.v1": BuildStartedV1,
     "fedimg.image.accepted.v1": ImageAcceptedV1,
     "fedimg.image.published.v1.aws": AwsRegionPublishedV1,
