@@ -82,6 +82,7 @@ class AwsConfig:
     volume_type: str = "gp3"
     max_parallel_copies: int = 8
     copy_timeout: int = 2700
+    region_deadline: int = 300
     nightly_deprecation_days: int = 14
     nightly_retention_days: int = 30
     upload_workers: int = 16

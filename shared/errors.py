@@ -24,7 +24,8 @@ The tree, by family:
     │   ├── AwsError            EC2/EBS refused (AwsTransient, AwsTimeout: worth another try)
     │   ├── ConversionFailed    qemu-img / tar / xz failed (ConversionNoSpace, ConversionTimeout:
     │   │                       worth another try)
-    │   └── DestinationError    storing a download or its CHECKSUM failed
+    │   ├── DestinationError    storing a download or its CHECKSUM failed
+    │   └── RegistryError       a container registry refused or failed a push or a read
     ├── ReportError         the report cannot be built (HistoryError, RunError, Unreadable)
     ├── TriggerError        fedimg-build cannot start a build (HubUnreachable, LoginFailed,
     │                       PermissionMissing, JobError)
@@ -42,10 +43,10 @@ __all__ = [
     "AwsError", "AwsTimeout", "AwsTransient", "BadInput", "ConfigError", "ConversionFailed",
     "ConversionNoSpace", "ConversionTimeout", "DestinationError",
     "FedimgError", "HistoryError", "HubUnreachable", "InputError", "JobError", "LoginFailed",
-    "PermissionMissing", "PublishFailed", "ReportError", "RunError", "SetupError", "TargetError",
-    "TargetFailed", "TargetUnavailable", "TransientError", "TriggerError", "Unreadable",
-    "UnusableIdentity", "Unwanted", "VerificationFailed", "as_error", "broker_exception",
-    "one_line", "shown",
+    "PermissionMissing", "PublishFailed", "RegistryError", "ReportError", "RunError", "SetupError",
+    "TargetError", "TargetFailed", "TargetUnavailable", "TransientError", "TriggerError",
+    "Unreadable", "UnusableIdentity", "Unwanted", "VerificationFailed", "as_error",
+    "broker_exception", "one_line", "shown",
 ]
 
 
@@ -175,6 +176,15 @@ class DestinationError(TargetError):
     """Storing a download or the CHECKSUM failed (disk full, permission, S3 error)."""
 
     kind = "destination"
+    retryable = True
+
+
+class RegistryError(TargetError):
+    """A container registry did not take a push or answer a read (down, overloaded, refusing
+    the credentials, out of quota): the other registries are unaffected, and a later attempt
+    may succeed once the registry or its credentials are fixed."""
+
+    kind = "registry"
     retryable = True
 
 

@@ -56,6 +56,7 @@ def test_every_class_has_a_message_kind_and_a_broker_meaning(cls):
     ("ConversionNoSpace", "conversion", True),
     ("ConversionTimeout", "timeout", True),
     ("DestinationError", "destination", True),
+    ("RegistryError", "registry", True),
     ("ConfigError", "internal", False),
     ("TargetUnavailable", "internal", False),
     ("HistoryError", "internal", False),
@@ -73,7 +74,8 @@ def test_families():
     assert issubclass(errors.UnusableIdentity, errors.BadInput)
     assert issubclass(errors.ConfigError, errors.SetupError)
     assert issubclass(errors.TargetUnavailable, errors.SetupError)
-    for name in ("TargetFailed", "AwsError", "ConversionFailed", "DestinationError"):
+    for name in ("TargetFailed", "AwsError", "ConversionFailed", "DestinationError",
+                 "RegistryError"):
         assert issubclass(getattr(errors, name), errors.TargetError), name
     for name in ("HistoryError", "RunError", "Unreadable"):
         assert issubclass(getattr(errors, name), errors.ReportError), name
