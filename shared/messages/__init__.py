@@ -10,6 +10,7 @@ from shared.messages.events import (
     DownloadPublishedV1,
     ImageAcceptedV1,
     ImagePromotedV1,
+    OpenStackImagePublishedV1,
     QeResultV1,
     UploadFailedV1,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "FedimgMessage",
     "ImageAcceptedV1",
     "ImagePromotedV1",
+    "OpenStackImagePublishedV1",
     "QeResultV1",
     "UploadFailedV1",
     "routing_word",

@@ -22,6 +22,10 @@ IMAGE_ROUTING = ("channel", "subvariant", "release", "arch")
 
 _AGENT = {"agent": {"type": ["string", "null"], "description": "who or what caused the event"}}
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+# A target's registered name ("aws", "downloads", "openstack", ...), or "intake" for failures
+# before any target ran. A pattern, not a list, so a new cloud adds no edit to these schemas;
+# a test checks every registered name fits it.
+_TARGET = {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,39}$"}
 
 _EXAMPLE_IMAGE = {
     "name": "Fedora-Cloud-Base-AmazonEC2-Rawhide-20261125.n.0.x86_64",
@@ -116,7 +120,7 @@ class ImageAcceptedV1(FedimgMessage):
         "image.accepted.v1",
         "An image was fetched, verified and accepted for upload",
         {
-            "targets": {"type": "array", "items": {"enum": ["aws", "downloads"]}},
+            "targets": {"type": "array", "items": _TARGET},
             "source_url": {"type": "string"},
             "size": {"type": ["integer", "null"]},
             "sha256": {"anyOf": [_SHA256, {"type": "null"}]},
@@ -206,6 +210,48 @@ class DownloadPublishedV1(FedimgMessage):
         return f"fedimg published {self.image_label} as {b['format']} at {b['url']}"
 
 
+class OpenStackImagePublishedV1(FedimgMessage):
+    """The image is active in one OpenStack cloud's Glance (one message per cloud)."""
+
+    topic_base = "fedimg.image.published.v1.openstack"
+    routing = ("cloud", *IMAGE_ROUTING)
+    body_schema = _image_schema(
+        "image.published.v1.openstack",
+        "A Glance image of the image is active in one OpenStack cloud",
+        {
+            "cloud": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+                      "description": "the cloud's name in fedimg's clouds.yaml"},
+            "image_id": {"type": "string", "pattern": "^[0-9a-f-]{36}$",
+                         "description": "the Glance image id"},
+            "image_name": {"type": "string", "minLength": 1},
+            "visibility": {"enum": ["public", "community", "shared", "private"]},
+            "disk_format": {"type": "string"},
+            "size": {"type": "integer", "minimum": 0},
+            "sha256": _SHA256,
+        },
+        ["cloud", "image_id", "image_name", "visibility", "sha256"],
+    )
+    example = {
+        **_EXAMPLE_IMAGE,
+        "name": "Fedora-Cloud-Base-Generic-Rawhide-20261125.n.0.x86_64",
+        "compose_id": "Fedora-Rawhide-20261125.n.0",
+        "koji_task_id": None,
+        "cloud": "fedora-infra",
+        "image_id": "9c1e2a47-3f0b-4d6e-8a51-2b7f0c9d4e13",
+        "image_name": "Fedora-Cloud-Base-Generic-Rawhide-20261125.n.0.x86_64",
+        "visibility": "public",
+        "disk_format": "qcow2",
+        "size": 583335936,
+        "sha256": "846574c8a97cd2d8dc1f231062d73107cc85cbbbda56335e264a46e3a6c8ab2f",
+    }
+
+    @property
+    def summary(self) -> str:
+        b = self.body
+        return (f"fedimg published {self.image_label} as Glance image {b['image_id']} "
+                f"in {b['cloud']}")
+
+
 class AwsImagePublishedV1(FedimgMessage):
     """Every configured region is done for an image: the region -> AMI map (like
     fedora_image_uploader.published.v1.aws)."""
@@ -239,7 +285,8 @@ class AwsImagePublishedV1(FedimgMessage):
         return text
 
 
-ERROR_KINDS = ["source", "verification", "aws", "conversion", "destination", "timeout", "internal"]
+ERROR_KINDS = ["source", "verification", "aws", "cloud", "conversion", "destination", "timeout",
+               "internal"]
 
 
 class UploadFailedV1(FedimgMessage):
@@ -251,7 +298,7 @@ class UploadFailedV1(FedimgMessage):
         "image.failed.v1",
         "Publishing the image to one destination failed",
         {
-            "target": {"enum": ["aws", "downloads", "intake"]},
+            "target": _TARGET,
             "destination": {"type": "string", "minLength": 1},
             "error_kind": {"enum": ERROR_KINDS},
             "error": {"type": "string"},
@@ -353,6 +400,7 @@ MESSAGES: dict[str, type[FedimgMessage]] = {
     "fedimg.image.accepted.v1": ImageAcceptedV1,
     "fedimg.image.published.v1.aws": AwsRegionPublishedV1,
     "fedimg.image.published.v1.downloads": DownloadPublishedV1,
+    "fedimg.image.published.v1.openstack": OpenStackImagePublishedV1,
     "fedimg.image.completed.v1.aws": AwsImagePublishedV1,
     "fedimg.image.failed.v1": UploadFailedV1,
     "fedimg.image.promoted.v1": ImagePromotedV1,

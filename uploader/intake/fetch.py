@@ -14,7 +14,8 @@ Rules that keep it secure and reliable:
 - Only verified bytes are decompressed: `.raw.xz` with multithreaded `xz -d -T0` whose stdout is
   a regular file, so xz itself seeks over zero runs and the raw file is SPARSE; `.raw` gets its
   holes punched with `fallocate --dig-holes`; `.qcow2` goes through `qemu-img convert -O raw`
-  after refusing backing/data files (they would read local paths named by the image).
+  after refusing backing/data files (they would read local paths named by the image); a qcow2
+  kept as fetched for a target that reads the file is refused by the same rule.
 - Everything lives in a private directory under uploader.work_dir, removed on every exit path.
 """
 
@@ -190,8 +191,12 @@ def download(
 
 
 def to_sparse_raw(src: Path, raw: Path, image_type: str, *, clients: Clients,
-                  timeout: int) -> None:
-    """Turn a verified download into a sparse raw disk image at `raw`."""
+                  timeout: int, keep_src: bool = False) -> None:
+    """Turn a verified download into a sparse raw disk image at `raw`.
+
+    A plain raw download becomes the raw disk itself: moved, or with `keep_src` (a target also
+    reads the file as fetched) hard-linked, since punching holes leaves its bytes as they are.
+    """
     run = clients.run
     try:
         if image_type == "raw-xz":
@@ -202,7 +207,7 @@ def to_sparse_raw(src: Path, raw: Path, image_type: str, *, clients: Clients,
                            stdout=out, stderr=subprocess.PIPE, timeout=timeout)
             _check_tool(proc, "xz", src)
         elif image_type == "raw":
-            os.replace(src, raw)
+            (os.link if keep_src else os.replace)(src, raw)
             proc = run(["fallocate", "--dig-holes", str(raw)], stderr=subprocess.PIPE,
                        timeout=timeout)
             _check_tool(proc, "fallocate", src)
@@ -254,11 +259,18 @@ def fetched(source: ImageSource, *, config: Config, clients: Clients,
                        size=source.size, sha256=source.sha256)
         log.info("fetched %s (%d bytes, sha256 %s%s)", source.url, got.size, got.sha256,
                  "" if source.sha256 else ", none recorded by the source")
+        if keep_file and source.image_type == "qcow2" and not raw:
+            # a target reads the qcow2 itself: the same refusal as before a conversion
+            try:
+                _refuse_external_files(got.path, clients=clients,
+                                       timeout=config.uploader.decompress_timeout)
+            except subprocess.TimeoutExpired as exc:
+                raise TransientError(f"{filename}: qemu-img info took too long") from exc
         raw_path = None
         if raw:
             raw_path = work / f"{source.identity.name}.raw"
             to_sparse_raw(got.path, raw_path, source.image_type, clients=clients,
-                          timeout=config.uploader.decompress_timeout)
+                          timeout=config.uploader.decompress_timeout, keep_src=keep_file)
         if not keep_file:
             shutil.rmtree(work / "src")  # the compressed copy is no longer needed; free the disk
         verified = dataclasses.replace(source, size=got.size, sha256=got.sha256)

@@ -120,7 +120,7 @@ def find_images(request: Request, *, config: Config, clients: Clients) -> list[I
     configured = tuple(config.uploader.targets)
     sources = []
     for source in found:
-        refusals = targets_for(source.image_type, source.identity.arch, configured)
+        refusals = targets_for(source.image_type, source.identity, configured)
         targets = tuple(n for n, why in refusals.items() if why is None)
         for name, why in refusals.items():
             if why is not None:
