@@ -15,7 +15,7 @@ from reporter import site
 from reporter.atomic_dir import write_tree
 from reporter.fold import fold, image_records
 from reporter.outputs import history_block
-from tests.reporter.histories import OUR_NAME, as_rows, mixed_history
+from tests.reporter.histories import GENERIC_NAME, GLANCE_B, OUR_NAME, as_rows, mixed_history
 
 CHROMIUM = "/usr/bin/chromium"
 EVIL_SCRIPT = "<script>document.documentElement.setAttribute('data-pwned','script')</script>"
@@ -64,6 +64,8 @@ def _hostile(images: list[dict]) -> list[dict]:
                                               "note": EVIL_SCRIPT}}
             img["compose_id"] = EVIL_ATTR
             img["cloud"] = EVIL_IMG
+        if img["name"] == GENERIC_NAME:
+            img["openstack"][EVIL_ATTR] = {"image_id": EVIL_IMG, "visibility": EVIL_SCRIPT}
         if img["gcp"]:
             img["gcp"]["image_name"] = EVIL_SCRIPT
             img["gcp"]["family"] = EVIL_ATTR
@@ -93,6 +95,10 @@ def test_templates_autoescape_every_string(rendered):
     scripts = [a for t, a in _elements(text) if t == "script"]
     assert scripts == [{"src": "static/site.js"}]
     assert not [a for _, a in _elements(text) if "onerror" in a or "onmouseover" in a]
+    # the Glance image of each OpenStack cloud, by cloud
+    rows = [a for t, a in _elements(text) if t == "tr" and "data-cloud" in a]
+    assert {"fedora-infra", "vexxhost", EVIL_ATTR} == {a["data-cloud"] for a in rows}
+    assert f'data-copy="{GLANCE_B}"' in text
 
 
 @pytest.mark.slow
@@ -121,6 +127,7 @@ def test_index_in_headless_chromium(rendered, tmp_path):
               "#LaunchInstances:ami=ami-0a1a3731a749a16db")
     assert launch.replace("&", "&amp;") in dom or launch in dom
     assert 'data-copy="ami-0a1a3731a749a16db"' in dom
+    assert f'data-copy="{GLANCE_B}"' in dom and "OpenStack cloud" in dom
     assert "★ official" in dom and "QE passed" in dom and "Release (official)" in dom
     assert "556.3 MiB" in dom  # qcow2 size 583335936
     assert "846574c8a97cd2d8dc1f231062d73107cc85cbbbda56335e264a46e3a6c8ab2f" in dom
