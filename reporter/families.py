@@ -48,9 +48,9 @@ class Observation:
     """What one message says about one image.
 
     ``sets`` are (field, key, value) writes into the image's registers: field is one of
-    aws/downloads/openstack/failures/qe/promoted/azure/gcp/container; key is the register within
-    the field (region, format, OpenStack cloud, "target:destination", test suite) or "" for
-    single-valued fields.
+    aws/downloads/openstack/failures/qe/promoted/azure/gcp/containers; key is the register within
+    the field (region, format, OpenStack cloud, "target:destination", test suite,
+    "<registry> image" / "<registry> list") or "" for single-valued fields.
     """
 
     name: str
@@ -211,6 +211,10 @@ def _ours(base: str, body: dict) -> list[Observation]:
         "koji_task_id": _int(body, "koji_task_id"),
         "koji_build_id": _int(body, "koji_build_id"),
     }
+    if base == "fedimg.image.published.v1.container":
+        from reporter import containers  # it reads rows with this module's helpers
+
+        return containers.our_container(name, identity, source, body)
     sets: list[tuple[str, str, Any]] = []
     if base == "fedimg.image.published.v1.aws":
         region = _region(body.get("region"), "region")
@@ -357,11 +361,9 @@ def _fiu(kind: str, body: dict, told: dict[str, str]) -> list[Observation]:
             if not re.fullmatch(r"[a-z][a-z0-9\-]{0,40}", repo):
                 raise Unreadable(f"container repository {_show(repo)} is not a name")
             subvariant = "Container_" + repo.replace("-", "_")
-        value = {
-            "repository": repo,
-            "registries": [r for r in body.get("registries", []) if isinstance(r, str)][:20],
-            "tags": [t for t in body.get("tags", []) if isinstance(t, str)][:50],
-        }
+        from reporter import containers  # it reads rows with this module's helpers
+
+        sets = containers.fiu_lists(repo, body.get("registries"), body.get("tags"))
         out = []
         for arch in arches:
             if not isinstance(arch, str):
@@ -369,8 +371,8 @@ def _fiu(kind: str, body: dict, told: dict[str, str]) -> list[Observation]:
             arch = normalize_arch(arch)
             name = _derive(compose_id, subvariant, None, arch)
             identity = _identity(name, subvariant, arch, compose_id=compose_id)
-            out.append(Observation(name, identity, {"compose_id": compose_id},
-                                   (("container", "", value),), derived_name=True))
+            out.append(Observation(name, identity, {"compose_id": compose_id}, sets,
+                                   derived_name=True))
         return out
 
     arch = _str(body, "architecture", required="arch" not in told)

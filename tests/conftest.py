@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.harness.aws",
     "tests.harness.datagrepper",
     "tests.harness.glance",
+    "tests.harness.registry",
 ]
 
 # Copies of ../shared/samples (real message bodies, Koji results, images.json files), kept in the
