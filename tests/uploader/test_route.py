@@ -172,6 +172,24 @@ def test_each_target_takes_its_own_image_of_a_compose(koji_hub, make_config, sam
     assert all("aws" not in t for f, t in taken.items() if "Generic" in f)
 
 
+def test_one_image_shipped_twice_goes_to_each_target_once(koji_hub, make_config, caplog):
+    from uploader.intake.route import find_images
+    from uploader.pipeline import make_clients
+
+    name = "Fedora-Cloud-Base-Rawhide-20261125.n.0.x86_64"  # a Koji build: no cloud word
+    tid = koji_hub.add_image_task(release="20261125.n.0", arches=["x86_64"], files={
+        "x86_64": {f"{name}.raw.xz": b"x" * 10, f"{name}.qcow2": b"y" * 10}})
+    cfg = make_config(uploader={"targets": ["aws", "downloads", "openstack"],
+                                "image_types": ["raw-xz", "qcow2"]},
+                      openstack={"clouds": ["cloud-a"]})
+    with caplog.at_level("INFO"):
+        sources = find_images(Request("task", tid), config=cfg, clients=make_clients(cfg, []))
+    # the same disk once per target: the raw.xz for EC2 and the downloads, the qcow2 for Glance
+    assert {s.filename: s.targets for s in sources} == {
+        f"{name}.raw.xz": ("aws", "downloads"), f"{name}.qcow2": ("openstack",)}
+    assert f"{name}.qcow2: aws left out: it takes {name}.raw.xz of the same image" in caplog.text
+
+
 @pytest.mark.parametrize("image_type, arch, cloud, why", [
     ("qcow2", "x86_64", "Generic", None),
     ("qcow2", "x86_64", None, None),  # our own Koji builds' names carry no cloud word

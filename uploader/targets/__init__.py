@@ -14,11 +14,13 @@ from shared.images import ImageIdentity
 from uploader.model import TargetHandler
 from uploader.targets.contract import Takes, Target
 
-# Types intake can turn into a sparse raw disk: xz-compressed raw, plain raw, qcow2 (qemu-img).
-RAW_DISK_TYPES = frozenset({"raw-xz", "raw", "qcow2"})
+# Types intake can turn into a sparse raw disk: xz-compressed raw, plain raw, qcow2 (qemu-img),
+# in order of preference: of a build that ships one image as .raw.xz and .qcow2, the raw.xz is
+# used (the smaller download; the disk is the same).
+RAW_DISK_TYPES = ("raw-xz", "raw", "qcow2")
 # productmd types of container image archives: "docker" (to F41, OCI or docker-archive inside),
 # "container" (F42 on), "ociarchive"
-CONTAINER_TYPES = frozenset({"docker", "container", "ociarchive"})
+CONTAINER_TYPES = ("container", "docker", "ociarchive")
 
 TARGETS: dict[str, Target] = {
     t.name: t
@@ -38,7 +40,7 @@ TARGETS: dict[str, Target] = {
                messages=("fedimg.image.published.v1.downloads",)),
         # Glance stores the qcow2 as fetched: no conversion, the bytes Fedora signed off.
         Target(name="openstack", publish="uploader.targets.openstack:publish_openstack",
-               takes=Takes(frozenset({"qcow2"}), clouds=frozenset({"Generic", None})),
+               takes=Takes(("qcow2",), clouds=frozenset({"Generic", None})),
                section="openstack", needs="file",
                messages=("fedimg.image.published.v1.openstack",),
                cleanup="fedimg-openstack-cleanup",

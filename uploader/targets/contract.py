@@ -36,15 +36,24 @@ Needs = Literal["raw", "file"]
 class Takes:
     """The images a target can take; `None` means any arch, any cloud.
 
+    `image_types` in order of preference, when a tuple (see `preference`).
+
     `clouds` names the cloud word of the image's name (ImageIdentity.cloud: "AmazonEC2",
     "Generic", "UEFI-UKI", ...; None for names that carry none). One compose ships an image per
     cloud with the same subvariant (Cloud_Base), so this, not the subvariant, is what tells the
     EC2 image from the generic qcow2 that belongs in OpenStack.
     """
 
-    image_types: frozenset[str]
+    image_types: tuple[str, ...] | frozenset[str]  # a tuple: in order of preference
     arches: frozenset[str] | None = None
     clouds: frozenset[str | None] | None = None
+
+    def preference(self, image_type: str | None) -> int:
+        """Rank of a type it takes (0 is the best): when one image comes as several files
+        (a Koji build's .raw.xz and .qcow2 of one name), the target takes only the best."""
+        order = self.image_types if isinstance(self.image_types, tuple) \
+            else tuple(sorted(self.image_types))
+        return order.index(image_type) if image_type in order else len(order)
 
     def refusal(self, image_type: str | None, arch: str | None,
                 cloud: str | None = None) -> str | None:
