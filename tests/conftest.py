@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.harness.amqp",
     "tests.harness.aws",
     "tests.harness.datagrepper",
+    "tests.harness.glance",
     "tests.harness.registry",
     "tests.harness.summary",
 ]
