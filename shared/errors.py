@@ -22,11 +22,9 @@ The tree, by family:
     ├── TargetError         a target could not publish
     │   ├── TargetFailed        already announced; carries its cause's kind and retryable
     │   ├── AwsError            EC2/EBS refused (AwsTransient, AwsTimeout: worth another try)
+    │   ├── CloudError          another cloud's API refused: Glance, Azure, GCE (CloudTransient,
+    │   │                       CloudTimeout: worth another try)
     │   ├── ConversionFailed    qemu-img / tar / xz failed (ConversionNoSpace, ConversionTimeout:
-    │   │                       worth another try)
-    │   ├── AzureError          Azure Storage or the Compute Gallery refused (AzureTransient,
-    │   │                       AzureTimeout: worth another try)
-    │   ├── GcpError            Cloud Storage or Compute Engine refused (GcpTransient, GcpTimeout:
     │   │                       worth another try)
     │   ├── DestinationError    storing a download or its CHECKSUM failed
     │   └── RegistryError       a container registry refused or failed a push or a read
@@ -44,14 +42,14 @@ import reprlib
 from fedora_messaging.exceptions import Drop, Nack
 
 __all__ = [
-    "AwsError", "AwsTimeout", "AwsTransient", "AzureError", "AzureTimeout", "AzureTransient",
-    "BadInput", "ConfigError", "ConversionFailed", "ConversionNoSpace", "ConversionTimeout",
-    "DestinationError", "FedimgError", "GcpError", "GcpTimeout", "GcpTransient", "HistoryError",
-    "HubUnreachable", "InputError", "JobError", "LoginFailed", "PermissionMissing",
-    "PublishFailed", "RegistryError", "ReportError", "RunError", "SetupError", "TargetError",
-    "TargetFailed", "TargetUnavailable", "TransientError", "TriggerError", "Unreadable",
-    "UnusableIdentity", "Unwanted", "VerificationFailed", "as_error", "broker_exception",
-    "one_line", "shown",
+    "AwsError", "AwsTimeout", "AwsTransient", "BadInput", "CloudError", "CloudTimeout",
+    "CloudTransient", "ConfigError", "ConversionFailed",
+    "ConversionNoSpace", "ConversionTimeout", "DestinationError",
+    "FedimgError", "HistoryError", "HubUnreachable", "InputError", "JobError", "LoginFailed",
+    "PermissionMissing", "PublishFailed", "RegistryError", "ReportError", "RunError", "SetupError",
+    "TargetError", "TargetFailed", "TargetUnavailable", "TransientError", "TriggerError",
+    "Unreadable", "UnusableIdentity", "Unwanted", "VerificationFailed", "as_error",
+    "broker_exception", "one_line", "shown",
 ]
 
 
@@ -157,42 +155,23 @@ class AwsTimeout(AwsError):
     retryable = True
 
 
-class AzureError(TargetError):
-    """Azure Storage or the Compute Gallery refused a request for good (authorisation, a bad
-    property, a failed provisioning state)."""
+class CloudError(TargetError):
+    """A cloud API other than AWS (Glance, Azure, GCE, ...) refused a request for good: a bad
+    parameter, a quota, data the cloud will not take. The failure message's `target` names the
+    cloud."""
 
-    kind = "azure"
-
-
-class AzureTransient(AzureError):
-    """Throttling, a 5xx or a dropped connection while talking to Azure: worth another try."""
-
-    retryable = True
+    kind = "cloud"
 
 
-class AzureTimeout(AzureError):
-    """An Azure long-running operation (image version, replication) did not finish in time."""
-
-    kind = "timeout"
-    retryable = True
-
-
-class GcpError(TargetError):
-    """Cloud Storage or Compute Engine refused a request for good (permission, a bad field,
-    an image whose creation failed)."""
-
-    kind = "gcp"
-
-
-class GcpTransient(GcpError):
-    """Throttling, a 5xx or a dropped connection while talking to Google Cloud: worth another
-    try."""
+class CloudTransient(CloudError):
+    """A cloud API was unreachable, cut off, overloaded (5xx, 429) or mid-change: worth
+    another try."""
 
     retryable = True
 
 
-class GcpTimeout(GcpError):
-    """A Compute Engine operation or a Cloud Storage upload did not finish in time."""
+class CloudTimeout(CloudError):
+    """A cloud API call or wait did not finish in time."""
 
     kind = "timeout"
     retryable = True

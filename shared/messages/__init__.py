@@ -15,12 +15,14 @@ from shared.messages.events import (
     QeResultV1,
     UploadFailedV1,
 )
+from shared.messages.openstack import OpenStackImagePublishedV1
 
 # Entry-point name -> class; setup.cfg registers exactly these under `fedora.messages`.
 MESSAGES: dict[str, type[FedimgMessage]] = {
     **CORE_MESSAGES,
     **CLOUD_MESSAGES,
     "fedimg.image.published.v1.container": ContainerPublishedV1,
+    "fedimg.image.published.v1.openstack": OpenStackImagePublishedV1,
 }
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "GcpImagePublishedV1",
     "ImageAcceptedV1",
     "ImagePromotedV1",
+    "OpenStackImagePublishedV1",
     "QeResultV1",
     "UploadFailedV1",
     "routing_word",

@@ -52,12 +52,9 @@ def test_every_class_has_a_message_kind_and_a_broker_meaning(cls):
     ("AwsError", "aws", False),
     ("AwsTransient", "aws", True),
     ("AwsTimeout", "timeout", True),
-    ("AzureError", "azure", False),
-    ("AzureTransient", "azure", True),
-    ("AzureTimeout", "timeout", True),
-    ("GcpError", "gcp", False),
-    ("GcpTransient", "gcp", True),
-    ("GcpTimeout", "timeout", True),
+    ("CloudError", "cloud", False),
+    ("CloudTransient", "cloud", True),
+    ("CloudTimeout", "timeout", True),
     ("ConversionFailed", "conversion", False),
     ("ConversionNoSpace", "conversion", True),
     ("ConversionTimeout", "timeout", True),
@@ -80,7 +77,7 @@ def test_families():
     assert issubclass(errors.UnusableIdentity, errors.BadInput)
     assert issubclass(errors.ConfigError, errors.SetupError)
     assert issubclass(errors.TargetUnavailable, errors.SetupError)
-    for name in ("TargetFailed", "AwsError", "AzureError", "GcpError", "ConversionFailed",
+    for name in ("TargetFailed", "AwsError", "CloudError", "ConversionFailed",
                  "DestinationError", "RegistryError"):
         assert issubclass(getattr(errors, name), errors.TargetError), name
     for name in ("HistoryError", "RunError", "Unreadable"):

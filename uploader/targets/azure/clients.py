@@ -12,7 +12,7 @@ import dataclasses
 import os
 from typing import Any
 
-from shared.errors import AzureError, AzureTimeout, AzureTransient, FedimgError, one_line
+from shared.errors import CloudError, CloudTimeout, CloudTransient, FedimgError, one_line
 from uploader.targets.azure.settings import AzureConfig
 
 CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
@@ -60,15 +60,15 @@ def azure_error(exc: BaseException) -> FedimgError:
     if isinstance(exc, FedimgError):
         return exc
     if isinstance(exc, TimeoutError):
-        error: FedimgError = AzureTimeout(one_line(exc))
+        error: FedimgError = CloudTimeout(one_line(exc))
     elif isinstance(exc, aexc.HttpResponseError):
         status = exc.status_code or 0
-        error = (AzureTransient if status in RETRY_STATUS else AzureError)(one_line(exc))
+        error = (CloudTransient if status in RETRY_STATUS else CloudError)(one_line(exc))
     elif isinstance(exc, aexc.ServiceRequestError | aexc.ServiceResponseError
                     | aexc.ClientAuthenticationError | ConnectionError):
         # an unreachable endpoint or token service may be back later
-        error = AzureTransient(one_line(exc))
+        error = CloudTransient(one_line(exc))
     else:
-        return AzureError(one_line(exc))
+        return CloudError(one_line(exc))
     error.__cause__ = exc
     return error

@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from shared.errors import AzureError, AzureTimeout
+from shared.errors import CloudError, CloudTimeout
 from uploader.model import ImageSource
 from uploader.targets.azure import naming
 from uploader.targets.azure.clients import AzureClients
@@ -24,7 +24,7 @@ POLL = 10  # seconds between reads of a version another run is still creating
 def finish(poller: Any, azure: AzureConfig, what: str) -> Any:
     result = poller.result(timeout=azure.operation_timeout)
     if not poller.done():
-        raise AzureTimeout(f"{what}: not done after {azure.operation_timeout} s")
+        raise CloudTimeout(f"{what}: not done after {azure.operation_timeout} s")
     return result
 
 
@@ -87,7 +87,7 @@ def ensure_definition(ac: AzureClients, azure: AzureConfig, source: ImageSource,
         return name
     arch = found.get("properties", {}).get("architecture")
     if arch != naming.AZURE_ARCH[source.identity.arch or ""]:
-        raise AzureError(f"image definition {name} is for {arch}, not {source.identity.arch}")
+        raise CloudError(f"image definition {name} is for {arch}, not {source.identity.arch}")
     return name
 
 
@@ -138,7 +138,7 @@ def find_own(ac: AzureClients, azure: AzureConfig, source: ImageSource, definiti
              version: str) -> dict[str, Any] | None:
     """Our Succeeded version for `source`; waits for one being created; a Failed one is deleted.
 
-    AzureError if a version of that name was made from other bytes: never replaced silently."""
+    CloudError if a version of that name was made from other bytes: never replaced silently."""
     deadline = time.monotonic() + azure.operation_timeout
     while True:
         found = get_version(ac, azure, definition, version)
@@ -146,7 +146,7 @@ def find_own(ac: AzureClients, azure: AzureConfig, source: ImageSource, definiti
             return None
         sha = (found.get("tags") or {}).get(naming.TAG_SHA256)
         if sha != source.sha256:
-            raise AzureError(f"image version {definition}/{version} exists but was made from "
+            raise CloudError(f"image version {definition}/{version} exists but was made from "
                              f"sha256 {sha}, not {source.sha256}; delete it to publish this one")
         state = found.get("properties", {}).get("provisioningState")
         if state == "Succeeded":
@@ -156,7 +156,7 @@ def find_own(ac: AzureClients, azure: AzureConfig, source: ImageSource, definiti
             delete_version(ac, azure, definition, version)
             return None
         if time.monotonic() >= deadline:
-            raise AzureTimeout(f"image version {definition}/{version} still {state} after "
+            raise CloudTimeout(f"image version {definition}/{version} still {state} after "
                                f"{azure.operation_timeout} s")
         time.sleep(POLL)
 
@@ -176,11 +176,11 @@ def create_version(ac: AzureClients, azure: AzureConfig, definition: str, versio
         if found is not None:
             delete_version(ac, azure, definition, version)
         where = f" (replication failed in {', '.join(failed)})" if failed else ""
-        raise AzureError(f"image version {definition}/{version} failed{where}: "
+        raise CloudError(f"image version {definition}/{version} failed{where}: "
                          f"{exc.message or exc}") from exc
     found = get_version(ac, azure, definition, version)
     if found is None or found.get("properties", {}).get("provisioningState") != "Succeeded":
-        raise AzureError(f"image version {definition}/{version} not Succeeded after creation")
+        raise CloudError(f"image version {definition}/{version} not Succeeded after creation")
     log.info("%s/%s: created and replicated", definition, version)
     return found
 

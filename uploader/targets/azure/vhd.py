@@ -24,7 +24,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from shared.errors import AzureError, BadInput
+from shared.errors import BadInput, CloudError
 from uploader.model import Runner
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def nonzero_runs(data: bytes, base: int) -> list[tuple[int, bytes]]:
 
 def write_page(blob: Any, offset: int, data: bytes) -> None:
     if len(data) > MAX_WRITE or len(data) % PAGE or offset % PAGE:
-        raise AzureError(f"refusing a page write of {len(data)} bytes at {offset}: at most "
+        raise CloudError(f"refusing a page write of {len(data)} bytes at {offset}: at most "
                          f"{MAX_WRITE}, 512-aligned")
     blob.upload_page(data, offset=offset, length=len(data))
 

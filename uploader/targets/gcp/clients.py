@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from shared.errors import FedimgError, GcpError, GcpTimeout, GcpTransient, one_line
+from shared.errors import CloudError, CloudTimeout, CloudTransient, FedimgError, one_line
 from uploader.targets.gcp.settings import GcpConfig
 
 COMPUTE_EMULATOR_ENV = "COMPUTE_EMULATOR_HOST"
@@ -31,7 +31,7 @@ class GcpClients:
 
 
 def make_clients(gcp: GcpConfig) -> GcpClients:
-    """Storage and compute clients for the configured project; GcpError if none can be made."""
+    """Storage and compute clients for the configured project; CloudError if none can be made."""
     from google.api_core.client_options import ClientOptions
     from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import compute_v1, storage
@@ -52,7 +52,7 @@ def make_clients(gcp: GcpConfig) -> GcpClients:
             project=gcp.project,
         )
     except DefaultCredentialsError as exc:
-        raise GcpError(f"no Google Cloud credentials: {one_line(exc)}") from exc
+        raise CloudError(f"no Google Cloud credentials: {one_line(exc)}") from exc
 
 
 def gcp_error(exc: BaseException) -> FedimgError:
@@ -62,15 +62,15 @@ def gcp_error(exc: BaseException) -> FedimgError:
     if isinstance(exc, FedimgError):
         return exc
     if isinstance(exc, gexc.RetryError | gexc.DeadlineExceeded | TimeoutError):
-        error: FedimgError = GcpTimeout(one_line(exc))
+        error: FedimgError = CloudTimeout(one_line(exc))
     elif isinstance(exc, gexc.GoogleAPICallError):
         code = exc.code or 0
-        error = (GcpTransient if code in RETRY_STATUS else GcpError)(one_line(exc))
+        error = (CloudTransient if code in RETRY_STATUS else CloudError)(one_line(exc))
     elif isinstance(exc, requests.RequestException | ConnectionError):
-        error = GcpTransient(one_line(exc))
+        error = CloudTransient(one_line(exc))
     elif type(exc).__name__ == "DataCorruption":  # google.resumable_media: checksum mismatch
-        error = GcpTransient(f"upload checksum mismatch: {one_line(exc)}")
+        error = CloudTransient(f"upload checksum mismatch: {one_line(exc)}")
     else:
-        return GcpError(one_line(exc))
+        return CloudError(one_line(exc))
     error.__cause__ = exc
     return error

@@ -15,7 +15,7 @@ from typing import Any
 from google.api_core.exceptions import NotFound
 from google.cloud import compute_v1
 
-from shared.errors import GcpError, GcpTimeout
+from shared.errors import CloudError, CloudTimeout
 from uploader.model import ImageSource
 from uploader.targets.gcp import naming
 from uploader.targets.gcp.clients import GcpClients
@@ -29,20 +29,20 @@ POLL = 5  # seconds between get calls while someone else's insert is still PENDI
 
 
 def wait(gc: GcpClients, gcp: GcpConfig, operation: Any, what: str) -> None:
-    """Wait until `operation` is DONE; GcpError with its error text if it failed."""
+    """Wait until `operation` is DONE; CloudError with its error text if it failed."""
     deadline = time.monotonic() + gcp.operation_timeout
     op = operation
     while op.status != compute_v1.Operation.Status.DONE:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise GcpTimeout(f"{what}: operation {op.name} not done after "
+            raise CloudTimeout(f"{what}: operation {op.name} not done after "
                              f"{gcp.operation_timeout} s")
         op = gc.operations.wait(project=gc.project, operation=op.name,
                                 timeout=min(WAIT_SLICE, left) + 10)
     errors = list(op.error.errors) if op.error else []
     if errors:
         text = "; ".join(f"{e.code}: {e.message}" for e in errors)
-        raise GcpError(f"{what}: {text}")
+        raise CloudError(f"{what}: {text}")
 
 
 def get(gc: GcpClients, gcp: GcpConfig, name: str) -> Any | None:
@@ -79,7 +79,7 @@ def insert_params(source: ImageSource, gcp: GcpConfig, url: str) -> dict[str, An
 def find_own(gc: GcpClients, gcp: GcpConfig, source: ImageSource) -> Any | None:
     """Our READY image for `source`, waiting for a PENDING one; a FAILED one is deleted (None).
 
-    GcpError if an image of that name was made from other bytes: it is never replaced silently.
+    CloudError if an image of that name was made from other bytes: it is never replaced silently.
     """
     name = naming.image_name(source)
     deadline = time.monotonic() + gcp.operation_timeout
@@ -89,7 +89,7 @@ def find_own(gc: GcpClients, gcp: GcpConfig, source: ImageSource) -> Any | None:
             return None
         if not naming.made_from(dict(image.labels), source):
             label = image.labels.get(naming.LABEL_SHA256)
-            raise GcpError(f"image {name} exists but was not made from sha256 {source.sha256} "
+            raise CloudError(f"image {name} exists but was not made from sha256 {source.sha256} "
                            f"(label {naming.LABEL_SHA256}={label!r}); "
                            "delete it to publish this one")
         if image.status == "READY":
@@ -99,7 +99,7 @@ def find_own(gc: GcpClients, gcp: GcpConfig, source: ImageSource) -> Any | None:
             delete(gc, gcp, name)
             return None
         if time.monotonic() >= deadline:
-            raise GcpTimeout(f"image {name} still {image.status} after {gcp.operation_timeout} s")
+            raise CloudTimeout(f"image {name} still {image.status} after {gcp.operation_timeout} s")
         time.sleep(POLL)
 
 
@@ -119,12 +119,12 @@ def create(gc: GcpClients, gcp: GcpConfig, source: ImageSource, url: str) -> Any
         return found
     try:
         wait(gc, gcp, op, f"creating image {name}")
-    except GcpError:
+    except CloudError:
         delete(gc, gcp, name)
         raise
     image = get(gc, gcp, name)
     if image is None or image.status != "READY":
-        raise GcpError(f"image {name}: {image.status if image else 'gone'} after its insert")
+        raise CloudError(f"image {name}: {image.status if image else 'gone'} after its insert")
     log.info("%s: created in family %s", name, params["family"])
     return image
 

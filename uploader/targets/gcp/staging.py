@@ -17,7 +17,7 @@ from typing import Any
 
 import google_crc32c
 
-from shared.errors import GcpError
+from shared.errors import CloudError
 from uploader.targets.gcp.settings import GcpConfig
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def ensure_object(storage: Any, gcp: GcpConfig, name: str, path: Path, sha256: s
                               if_generation_match=0, timeout=gcp.timeout)
     blob.reload(timeout=gcp.timeout)
     if blob.crc32c != crc or blob.size != size:
-        raise GcpError(f"gs://{gcp.bucket}/{name}: stored crc32c {blob.crc32c}/{blob.size} "
+        raise CloudError(f"gs://{gcp.bucket}/{name}: stored crc32c {blob.crc32c}/{blob.size} "
                        f"bytes, the file has {crc}/{size}")
     log.info("gs://%s/%s: uploaded %d bytes, crc32c %s", gcp.bucket, name, size, crc)
     return source_url(gcp.bucket, name)

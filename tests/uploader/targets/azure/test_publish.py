@@ -114,9 +114,9 @@ def test_a_write_over_4_mib_is_refused_by_our_code():
         def upload_page(self, *a, **kw):
             raise AssertionError("must not be sent")
 
-    from shared.errors import AzureError
+    from shared.errors import CloudError
 
-    with pytest.raises(AzureError, match="at most 4194304"):
+    with pytest.raises(CloudError, match="at most 4194304"):
         vhd.write_page(Blob(), 0, bytes((4 << 20) + 512))
 
 
@@ -138,7 +138,7 @@ def test_failed_replication_leaves_no_version_and_is_announced(azure, azure_vhd)
     messages = []
     with pytest.raises(TargetFailed) as failed:
         publish(azure, make_image(azure_vhd), messages)
-    assert failed.value.kind == "azure"
+    assert failed.value.kind == "cloud"
     assert azure.versions() == {}
     (failure,) = messages
     assert isinstance(failure, UploadFailedV1)

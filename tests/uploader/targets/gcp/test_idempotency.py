@@ -53,7 +53,7 @@ def test_an_image_of_that_name_from_other_bytes_is_never_replaced(gcp, gce_archi
     messages = []
     with pytest.raises(TargetFailed) as failed:
         publish(make_image(gce_archive), messages)
-    assert not failed.value.retryable and failed.value.kind == "gcp"
+    assert not failed.value.retryable and failed.value.kind == "cloud"
     assert "delete it to publish" in messages[0].body["error"]
     assert gcp.images() == {IMAGE: kept}
     assert gcp.objects() == []

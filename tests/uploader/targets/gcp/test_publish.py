@@ -128,7 +128,7 @@ def test_a_failed_insert_leaves_no_image_and_is_announced(gcp, gce_archive):
     messages = []
     with pytest.raises(TargetFailed) as failed:
         publish(make_image(gce_archive), messages)
-    assert failed.value.kind == "gcp" and not failed.value.retryable
+    assert failed.value.kind == "cloud" and not failed.value.retryable
     assert gcp.images() == {}
     (failure,) = messages
     assert isinstance(failure, UploadFailedV1)
