@@ -25,6 +25,8 @@ from shared.messages import MESSAGES
 _AMI = re.compile(r"ami-[0-9a-f]{3,40}", re.ASCII)
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}", re.ASCII)
 _SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
+_GLANCE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
+_CLOUD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", re.ASCII)
 _SAFE_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", re.ASCII)
 _MAX_TEXT = 2000  # free text (errors, notes) is cut here; history must not bloat the site
 
@@ -46,9 +48,9 @@ class Observation:
     """What one message says about one image.
 
     ``sets`` are (field, key, value) writes into the image's registers: field is one of
-    aws/downloads/failures/qe/promoted/azure/gcp/containers; key is the register within the field
-    (region, format, "target:destination", test suite, "<registry> image" / "<registry> list")
-    or "" for single-valued fields.
+    aws/downloads/openstack/failures/qe/promoted/azure/gcp/containers; key is the register within
+    the field (region, format, OpenStack cloud, "target:destination", test suite,
+    "<registry> image" / "<registry> list") or "" for single-valued fields.
     """
 
     name: str
@@ -236,6 +238,19 @@ def _ours(base: str, body: dict) -> list[Observation]:
             "size": _int(body, "size", required=True),
             "sha256": sha,
             "checksum_url": _url(checksum_url, "checksum_url") if checksum_url else None,
+        }))
+    elif base == "fedimg.image.published.v1.openstack":
+        cloud = body.get("cloud")
+        image_id = body.get("image_id")
+        visibility = body.get("visibility")
+        if not (isinstance(cloud, str) and _CLOUD.fullmatch(cloud)):
+            raise Unreadable(f"OpenStack cloud {_show(cloud)} is not a cloud name")
+        if not (isinstance(image_id, str) and _GLANCE_ID.fullmatch(image_id)):
+            raise Unreadable(f"Glance image id {_show(image_id)} is not a UUID")
+        sets.append(("openstack", cloud, {
+            "image_id": image_id,
+            "visibility": visibility if visibility in ("public", "community", "shared",
+                                                       "private") else None,
         }))
     elif base == "fedimg.image.failed.v1":
         target = _str(body, "target")
