@@ -35,6 +35,7 @@ from typing import Any
 import cachetools
 import requests
 
+from reporter.fields import Oversized
 from shared import http as shared_http
 from shared.errors import HistoryError
 from shared.http import GaveUp, IncompleteAnswer, retry_incomplete
@@ -132,8 +133,8 @@ class History:
         if resp.status_code != 200:
             raise self._failed(where, f"HTTP {resp.status_code} to /raw {params}: {body[:200]!r}")
         try:
-            data = json.loads(body)
-        except ValueError as e:
+            data = parse_json(body)
+        except (ValueError, RecursionError) as e:
             raise IncompleteAnswer(f"broken JSON ({e})") from None
         if not (isinstance(data, dict) and isinstance(data.get("raw_messages"), list)
                 and isinstance(data.get("pages"), int)):
@@ -258,16 +259,38 @@ def _rows_expected(data: dict[str, Any], page: int) -> int | None:
     return None
 
 
-def _keep(rows: dict[str, dict[str, Any]], row: Any) -> None:
-    if not isinstance(row, dict):
-        return  # the fold would have to skip it anyway; nothing to de-duplicate it by
-    msg_id = row.get("msg_id")
-    key = msg_id if isinstance(msg_id, str) else json.dumps(row, sort_keys=True, default=str)
+def parse_json(body: bytes) -> Any:
+    """JSON of a page; an integer too long for Python (> 4300 digits) does not spoil the page.
+
+    Such an integer is no value of ours: it becomes an ``Oversized`` stand-in, which no checked
+    reader accepts, so only the row holding it is skipped (and counted) by the fold.
+    """
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # int(): "Exceeds the limit (4300 digits) for integer string conversion"
+        return json.loads(body, parse_int=_bounded_int)
+
+
+def _bounded_int(digits: str) -> int | Oversized:
+    return int(digits) if len(digits) <= 100 else Oversized(len(digits))
+
+
+def _keep(rows: dict[str, Any], row: Any) -> None:
+    # a row that is no object is kept too (by its content), for the fold to count and log it
+    msg_id = row.get("msg_id") if isinstance(row, dict) else None
+    key = msg_id if isinstance(msg_id, str) else json.dumps(row, sort_keys=True, default=repr)
     rows.setdefault(key, row)
 
 
-def _order(row: dict[str, Any]) -> tuple[float, str]:
+def _order(row: Any) -> tuple[float, str]:
+    if not isinstance(row, dict):
+        return float("-inf"), ""
     ts = row.get("timestamp")
-    ts = float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) else float("-inf")
+    # rows with no usable time (10**400 does not even convert to float) go first; the fold
+    # skips and counts them
+    ts = float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) and \
+        abs(ts) < 1e300 else float("-inf")
     msg_id = row.get("msg_id")
     return ts, msg_id if isinstance(msg_id, str) else ""

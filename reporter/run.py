@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reporter import outputs, site
-from reporter.atomic_dir import publish
+from reporter.atomic_dir import locked, publish
 from reporter.fold import FoldState, fold_onto, image_records, state_from_json, state_to_json
 from reporter.history import History
 from shared.config import ReporterConfig
@@ -38,6 +38,7 @@ class RunResult:
     read: int
     skipped: int
     requests: int
+    unplaced: int = 0  # rows skipped that cannot be placed in time (not in the report's totals)
 
 
 def since_epoch(since: str) -> float:
@@ -94,6 +95,12 @@ def run(
     now: float | None = None,
 ) -> RunResult:
     directory = Path(output)
+    with locked(directory):
+        return _run(directory, source, config, full, history, now)
+
+
+def _run(directory: Path, source: str, config: ReporterConfig, full: bool,
+         history: History | None, now: float | None) -> RunResult:
     end = time.time() if now is None else now
     checkpoint = None if full else load_checkpoint(directory, source)
     if checkpoint is not None and checkpoint[0].last_timestamp is not None:
@@ -128,6 +135,7 @@ def run(
     return RunResult(
         full=not incremental, start=start, end=end, fetched=len(rows), images=len(images),
         read=state.read, skipped=state.skipped, requests=history.stats.requests,
+        unplaced=state.unplaced,
     )
 
 

@@ -52,11 +52,12 @@ def _elements(dom: str) -> list[tuple[str, dict]]:
 
 def _hostile(images: list[dict]) -> list[dict]:
     """Every string an attacker could put into history, made hostile (after the fold, so the
-    escaping itself is tested, not only the validation in families.py)."""
+    escaping itself is tested, not only the validation in families.py). Names stay: one that
+    is no image name is never a current image (outputs.reads_as_image_name), and the fold
+    refuses such names anyway (test_poison.py)."""
     out = copy.deepcopy(images)
     for img in out:
         if img["name"] == OUR_NAME:
-            img["name"] = OUR_NAME + EVIL_SCRIPT
             img["promoted"]["note"] = EVIL_IMG
             img["promoted"]["agent"] = EVIL_ATTR
             img["failures"][0]["error"] = EVIL_SCRIPT
