@@ -74,7 +74,7 @@ def test_the_f23_scratch_task_lists_both_arches_with_aws_only_where_ec2_runs(koj
             "23", "Cloud_Base", "nightly", "scratch Koji task")
         assert r["targets"] == _expected_targets(r["arch"])
     assert {r["arch"] for r in rows} == {"i386", "x86_64"}
-    assert "aws left out: they do not take i386 images" in err
+    assert "aws left out: it does not take i386 images" in err
 
 
 @pytest.mark.slow
