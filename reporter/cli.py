@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         f"fedimg-report: {'full' if result.full else 'incremental'} run, "
         f"{result.fetched} messages fetched in {result.requests} requests, "
         f"{result.images} images ({result.read} messages read, {result.skipped} not understood"
-        f"{f', {result.unplaced} rows without a usable time' if result.unplaced else ''})"
+        f"{f', {result.unplaced} rows without a usable time' if result.unplaced else ''}"
+        f"{f', {result.future} dated after now set aside' if result.future else ''})"
         f" -> {args.output}"
     )
     return 0

@@ -39,6 +39,7 @@ class RunResult:
     skipped: int
     requests: int
     unplaced: int = 0  # rows skipped that cannot be placed in time (not in the report's totals)
+    future: int = 0  # rows dated after now, set aside until their time has come
 
 
 def since_epoch(since: str) -> float:
@@ -114,8 +115,10 @@ def _run(directory: Path, source: str, config: ReporterConfig, full: bool,
     incremental = checkpoint is not None
     log.info("%s run: reading %s from %s to %s", "incremental" if incremental else "full",
              source, _iso(start), _iso(end))
-    rows = history.fetch(start, end)
-    state = fold_onto(state, rows, copy_state=False)
+    fetched = 0
+    for rows in history.stream(start, end):  # folded window by window: nothing accumulates
+        fetched += len(rows)
+        fold_onto(state, rows, copy_state=False)
 
     generated = _iso(end)
     images = image_records(state)
@@ -133,9 +136,9 @@ def _run(directory: Path, source: str, config: ReporterConfig, full: bool,
     log.info("published %d images (%d messages read, %d not understood) to %s",
              len(images), state.read, state.skipped, directory)
     return RunResult(
-        full=not incremental, start=start, end=end, fetched=len(rows), images=len(images),
+        full=not incremental, start=start, end=end, fetched=fetched, images=len(images),
         read=state.read, skipped=state.skipped, requests=history.stats.requests,
-        unplaced=state.unplaced,
+        unplaced=state.unplaced, future=history.stats.future,
     )
 
 
