@@ -37,11 +37,12 @@ def history_block(state: FoldState, source: str) -> dict[str, Any]:
     }
 
 
-def images_json(images: list[dict], state: FoldState, source: str, generated: str) -> dict:
+def images_json(images: list[dict], history: dict, generated: str) -> dict:
+    """images.json; ``history`` is history_block's (plus the AMI check's counts, if it ran)."""
     return {
         "schema": REPORT_SCHEMA,
         "generated": generated,
-        "history": history_block(state, source),
+        "history": history,
         "images": images,
     }
 
@@ -94,11 +95,11 @@ def sort_key(key: tuple) -> tuple:
     return (release_order(release), rank, subvariant, arch, *cloud)
 
 
-def latest_json(images: list[dict], state: FoldState, source: str, generated: str) -> dict:
+def latest_json(images: list[dict], history: dict, generated: str) -> dict:
     return {
         "schema": LATEST_SCHEMA,
         "generated": generated,
-        "history": history_block(state, source),
+        "history": history,
         "latest": latest(images),
         "latest_by_cloud": latest(images, by_cloud=True),
     }

@@ -90,8 +90,8 @@ def _check(rows: list[tuple[str, Any]]) -> None:
             text.encode("utf-8")  # no lone surrogate reaches an output
             assert "\u202e" not in text
     hist = outputs.history_block(state, "http://dg.test")
-    docs = [outputs.images_json(images, state, "http://dg.test", "2026-01-01T00:00:00Z"),
-            outputs.latest_json(images, state, "http://dg.test", "2026-01-01T00:00:00Z"),
+    docs = [outputs.images_json(images, hist, "2026-01-01T00:00:00Z"),
+            outputs.latest_json(images, hist, "2026-01-01T00:00:00Z"),
             *outputs.streams(images, state).values()]
     for doc in docs:
         json.loads(outputs.dumps(doc).decode("utf-8"))
