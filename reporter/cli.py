@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = config_or_exit(args)
+    config = config_or_exit(args, defaults_without_file=True)
     setup_logging(args.verbose)
     source = args.datagrepper or config.reporter.datagrepper
     if not source.startswith(("http://", "https://")):
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         since = since_epoch(config.reporter.since)
     except RunError as e:
-        print(f"error: config: {config.path}: {e}", file=sys.stderr)
+        print(f"error: config: {config.path or 'built-in defaults'}: {e}", file=sys.stderr)
         return 2
     if args.explain is not None:
         return _explain(args.explain, source.rstrip("/"), config.reporter, since)
@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         result = run(args.output, source.rstrip("/"), config.reporter, full=args.full,
                      check_amis=args.check_amis)
     except (HistoryError, RunError) as e:
-        print(f"error: {e}; {args.output} was left as it was", file=sys.stderr)
+        print(f"error: {e}; {args.output} was left as it was; run the same command again "
+              "once datagrepper answers (it reads history from the last complete report on)",
+              file=sys.stderr)
         return 1
     except OSError as e:
         print(f"error: cannot write the report: {e}; {args.output} was left as it was",

@@ -42,8 +42,9 @@ class Observation:
     """What one message says about one image.
 
     ``sets`` are (field, key, value) writes into the image's registers: field is one of
-    aws/downloads/failures/qe/promoted/azure/gcp/container; key is the register within the field
-    (region, format, "target:destination", test suite) or "" for single-valued fields.
+    aws/downloads/failures/qe/promoted/azure/gcp/containers; key is the register within the field
+    (region, format, "target:destination", test suite, "<registry> image" / "<registry> list")
+    or "" for single-valued fields.
     """
 
     name: str
@@ -194,6 +195,10 @@ def _ours(base: str, body: dict) -> list[Observation]:
         "koji_task_id": F.integer(body.get("koji_task_id"), "'koji_task_id'"),
         "koji_build_id": F.integer(body.get("koji_build_id"), "'koji_build_id'"),
     }
+    if base == "fedimg.image.published.v1.container":
+        from reporter import containers  # it reads rows with this module's helpers
+
+        return containers.our_container(name, identity, source, body)
     sets: list[tuple[str, str, Any]] = []
     if base == "fedimg.image.published.v1.aws":
         region = _region(body.get("region"), "region")
@@ -307,6 +312,9 @@ def _fiu_name(image_name: Any, compose_id: str | None, subvariant: str | None,
     return name, True, _identity(name, subvariant, arch, release, compose_id=compose_id)
 
 
+_show = F.show  # reporter.containers reads its rows with this module's helpers
+
+
 def _arch(value: Any, what: str) -> str:
     return normalize_arch(F.matching(value, F.WORD, what))
 
@@ -318,19 +326,19 @@ def _fiu(kind: str, body: dict, told: dict[str, str]) -> list[Observation]:
                          lambda a: _arch(a, "container arch"), empty=False, limit=16)
         repo = F.matching(body.get("repository"), _REPOSITORY, "'repository'")
         subvariant = _CONTAINER_SUBVARIANTS.get(repo) or "Container_" + repo.replace("-", "_")
-        value = {
-            "repository": repo,
-            "registries": F.items(body.get("registries"), "'registries'",
-                                  lambda r: F.matching(r, F.REGISTRY, "a registry"), limit=20),
-            "tags": F.items(body.get("tags"), "'tags'",
-                            lambda t: F.matching(t, F.TAG, "a tag"), limit=50),
-        }
+        registries = F.items(body.get("registries"), "'registries'",
+                             lambda r: F.matching(r, F.REGISTRY, "a registry"), limit=20)
+        tags = F.items(body.get("tags"), "'tags'", lambda t: F.matching(t, F.TAG, "a tag"),
+                       limit=50)
+        from reporter import containers  # it reads rows with this module's helpers
+
+        sets = containers.fiu_lists(repo, registries, tags)
         out = []
         for arch in arches:
             name = _derive(compose_id, subvariant, None, arch)
             identity = _identity(name, subvariant, arch, compose_id=compose_id)
-            out.append(Observation(name, identity, {"compose_id": compose_id},
-                                   (("container", "", value),), derived_name=True))
+            out.append(Observation(name, identity, {"compose_id": compose_id}, sets,
+                                   derived_name=True))
         return out
 
     arch = body.get("architecture")

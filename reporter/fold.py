@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from reporter import containers
 from reporter.families import Observation, Unreadable, read_row
 from reporter.fields import show
 from shared.images import CHANNELS
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 Version = tuple[float, str]  # (timestamp, msg_id): total order, the deterministic tie-break
 _RANK = {c: i for i, c in enumerate(CHANNELS)}
-FIELDS = ("aws", "downloads", "failures", "qe", "promoted", "azure", "gcp", "container")
+FIELDS = ("aws", "downloads", "failures", "qe", "promoted", "azure", "gcp", "containers")
 IDENTITY = ("release", "subvariant", "arch", "cloud")
 SOURCE = ("compose_id", "koji_task_id", "koji_build_id")
 
@@ -189,8 +190,11 @@ def _value(regs: dict[str, list], key: str) -> Any:
     return None if reg is None else reg[2]
 
 
-def image_record(img: ImageState) -> dict[str, Any]:
-    """One entry of images.json (docs/report.md, "Outputs"; extra keys are additive)."""
+def image_record(img: ImageState, holders: dict[tuple, tuple] | None = None) -> dict[str, Any]:
+    """One entry of images.json (docs/report.md, "Outputs"; extra keys are additive).
+
+    `holders` (containers.tag_holders over every image) says which image's manifest list each
+    container tag names now; without it, an image shows every tag its messages claimed."""
     regs = img.regs
     aws = regs.get("aws", {})
     downloads = regs.get("downloads", {})
@@ -231,18 +235,22 @@ def image_record(img: ImageState) -> dict[str, Any]:
         "failures": failures,
         "azure": _value(regs.get("azure", {}), ""),
         "gcp": _value(regs.get("gcp", {}), ""),
-        "container": _value(regs.get("container", {}), ""),
+        "containers": containers.records(regs.get(containers.FIELD, {}), holders or {}),
         "name_derived": img.derived,
     }
 
 
 def image_records(state: FoldState) -> list[dict[str, Any]]:
-    return [image_record(state.images[name]) for name in sorted(state.images)]
+    holders = containers.tag_holders(img.regs.get(containers.FIELD, {})
+                                     for img in state.images.values())
+    return [image_record(state.images[name], holders) for name in sorted(state.images)]
 
 
 # ---- persistence (DIR/state.json): what an incremental run needs to continue exactly -----------
 
-STATE_SCHEMA = "fedimg.report-state/1"
+# /2: container registers are per registry ("<registry> image" / "<registry> list"); a /1 state
+# is no usable checkpoint, so the first run after the change is a full one
+STATE_SCHEMA = "fedimg.report-state/2"
 
 
 def state_to_json(state: FoldState, source: str, overlap: float) -> dict[str, Any]:

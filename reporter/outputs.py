@@ -37,12 +37,13 @@ def history_block(state: FoldState, source: str) -> dict[str, Any]:
     }
 
 
-def images_json(images: list[dict], history: dict, generated: str) -> dict:
-    """images.json; ``history`` is history_block's (plus the AMI check's counts, if it ran)."""
+def images_json(images: list[dict], state: FoldState, source: str, generated: str,
+                history: dict | None = None) -> dict:
+    """images.json; ``history`` replaces history_block's (e.g. with the AMI check's counts)."""
     return {
         "schema": REPORT_SCHEMA,
         "generated": generated,
-        "history": history,
+        "history": history_block(state, source) if history is None else history,
         "images": images,
     }
 
@@ -95,11 +96,12 @@ def sort_key(key: tuple) -> tuple:
     return (release_order(release), rank, subvariant, arch, *cloud)
 
 
-def latest_json(images: list[dict], history: dict, generated: str) -> dict:
+def latest_json(images: list[dict], state: FoldState, source: str, generated: str,
+                history: dict | None = None) -> dict:
     return {
         "schema": LATEST_SCHEMA,
         "generated": generated,
-        "history": history,
+        "history": history_block(state, source) if history is None else history,
         "latest": latest(images),
         "latest_by_cloud": latest(images, by_cloud=True),
     }

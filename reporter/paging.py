@@ -113,14 +113,17 @@ def walk(
             st.expected, st.pages = 0, {}
             ask(w, 1, True)
 
-        for w in roots:
-            ask(w, 1, False)
+        # the first window alone first: a datagrepper that is down costs one window's retries
+        later = list(roots)
+        ask(later.pop(0), 1, False)
         try:
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     w, page, attempt = pending.pop(fut)
                     data = fut.result()  # HistoryError propagates: the run fails
+                    while later:
+                        ask(later.pop(0), 1, False)
                     st = states[w]
                     if attempt != st.attempt:
                         continue  # an answer for an attempt that was given up

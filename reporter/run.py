@@ -136,8 +136,8 @@ def _run(directory: Path, source: str, config: ReporterConfig, full: bool,
     if ec2 is not None:
         hist["ami_check"] = claims.check(images, config.aws_owner, ec2).as_dict()
     files: dict[str, bytes] = {
-        "images.json": outputs.dumps(outputs.images_json(images, hist, generated)),
-        "latest.json": outputs.dumps(outputs.latest_json(images, hist, generated)),
+        "images.json": outputs.dumps(outputs.images_json(images, state, source, generated, hist)),
+        "latest.json": outputs.dumps(outputs.latest_json(images, state, source, generated, hist)),
         # sorted: register maps fill in arrival order, which differs between runs
         STATE_FILE: outputs.dumps(state_to_json(state, source, overlap), sort_keys=True),
     }

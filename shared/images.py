@@ -83,6 +83,9 @@ _PRODUCTS: tuple[tuple[str, str | None, str | None], ...] = (
     ("AtomicHost", "AtomicHost", None),  # F28-F29
     ("Atomic", "Atomic", None),  # F24-F27 two-week Atomic
     ("Container-Minimal-Base", "Container_Minimal_Base", None),
+    # pungi/kiwi 2024 on: "Fedora-Container-Base-Generic-Minimal-43-1.6" is the minimal image,
+    # not a Container_Base for a cloud called "Generic-Minimal"
+    ("Container-Base-Generic-Minimal", "Container_Minimal_Base", "Generic"),
     ("Container-Toolbox", "Container_Toolbox", None),
     ("Container-Base", "Container_Base", None),
     ("Server", "Server", None),

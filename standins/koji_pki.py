@@ -1,5 +1,7 @@
 """TLS material for a Koji hub stand-in: a throwaway CA, the hub's server cert, client certs.
 
+Other TLS stand-ins (the OCI registry) use the same CA helper under a CA name of their own.
+
 Koji's ``sslLogin`` takes the user from the client certificate's CN, so each Koji user gets a
 certificate of its own (``user-<name>.pem``: cert + key). The server certificate is valid for
 127.0.0.1 and localhost. Everything is made fresh per hub and valid for 30 days.
@@ -15,7 +17,7 @@ import pathlib
 class KojiPKI:
     """A throwaway CA that signs the hub's server cert and per-user client certs."""
 
-    def __init__(self, directory: pathlib.Path) -> None:
+    def __init__(self, directory: pathlib.Path, ca_name: str = "fedimg stand-in Koji CA") -> None:
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ec
@@ -25,7 +27,7 @@ class KojiPKI:
             x509, hashes, serialization, ec, NameOID)
         self.dir = directory
         self.ca_key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fedimg stand-in Koji CA")])
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)])
         now = datetime.datetime.now(datetime.UTC)
         self.ca_cert = (
             x509.CertificateBuilder().subject_name(name).issuer_name(name)

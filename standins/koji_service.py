@@ -12,23 +12,31 @@ around the hub, reduced to what the demo needs:
 - the fedora-messaging plugin: the same call announces ``buildsys.task.state.change`` (old OPEN,
   new CLOSED, body from ``KojiHub.task_state_change_body``) through fedora-messaging, i.e. to the
   exchange and topic prefix of ``$FEDORA_MESSAGING_CONF``. Calling it again for a finished task
-  only announces again: that is how the demo shows that a repeated message changes nothing.
+  only announces again: that is how the demo shows that a repeated message changes nothing;
+- Pungi: ``POST /compose/<compose_id>`` lays out a compose of the same disk images below
+  ``<topurl>/compose/<release>/<compose_id>/compose/`` (``Cloud/<arch>/images/`` and a
+  ``metadata/images.json`` written with productmd, Cloud_Base raw-xz per arch, with size and
+  sha256) and announces ``pungi.compose.status.change`` with status FINISHED, as Pungi does.
 
 The hub keeps its state in memory, so the stack treats a restart of this process as a new stack.
 The PKI (CA, server cert, client certs) is made fresh at every start under ``<workdir>/pki``:
 ``ca.pem`` and ``user-<name>.pem`` (cert + key, CN = the Koji user).
 
 Control API (127.0.0.1 only): ``GET /health`` -> {"hub": url, "topurl": ..., "ca": ...};
-``POST /finish/<task_id>`` -> {"task_id", "filled", "message_id", "topic", "files"}.
+``POST /finish/<task_id>`` -> {"task_id", "filled", "message_id", "topic", "files"};
+``POST /compose/<compose_id>`` -> {"compose_id", "message_id", "topic", "files"}.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.server
+import io
 import json
 import logging
 import pathlib
+import re
 import shutil
 import signal
 import sys
@@ -67,35 +75,91 @@ class Builder:
     def __init__(self, hub: KojiHub, images: dict[str, pathlib.Path]) -> None:
         self.hub = hub
         self.images = images
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()  # one request at a time changes the hub
 
     def finish(self, task_id: int) -> dict[str, Any]:
-        """Fill (once) and close ``task_id``, then announce its completion on the bus."""
-        with self._lock:
-            task = self.hub.tasks.get(task_id)
-            if task is None:
-                raise LookupError(f"no task {task_id} on this hub")
-            if task["parent"] is not None or task["method"] != "image":
-                raise ValueError(f"task {task_id} is not an image parent task ({task['method']})")
-            filled = False
-            name, version, arches, target, _tree, opts = task["request"]
-            release = opts.get("release")
-            if not release:
-                raise ValueError(f"task {task_id} has no release in its opts")
-            names = {a: f"{name}-{version}-{release}.{a}.raw.xz" for a in arches}
-            if task["state"] != TASK_STATES["CLOSED"]:
-                missing = [a for a in arches if a not in self.images]
-                if missing:
-                    raise ValueError(f"no demo image for arch(es) {missing}")
-                files = {a: {names[a]: self.images[a]} for a in arches}
-                self.hub.add_image_task(name, version, release, arches, files, task_id=task_id,
-                                        target=target, scratch=bool(opts.get("scratch")),
-                                        opts=opts)
-                filled = True
-            body = self.hub.task_state_change_body(task_id, old="OPEN", new="CLOSED")
+        """Fill (once) and close ``task_id``, then announce its completion on the bus.
+
+        The caller holds ``self.lock`` (one request at a time changes the hub)."""
+        task = self.hub.tasks.get(task_id)
+        if task is None:
+            raise LookupError(f"no task {task_id} on this hub")
+        if task["parent"] is not None or task["method"] != "image":
+            raise ValueError(f"task {task_id} is not an image parent task ({task['method']})")
+        filled = False
+        name, version, arches, target, _tree, opts = task["request"]
+        release = opts.get("release")
+        if not release:
+            raise ValueError(f"task {task_id} has no release in its opts")
+        names = {a: f"{name}-{version}-{release}.{a}.raw.xz" for a in arches}
+        if task["state"] != TASK_STATES["CLOSED"]:
+            missing = [a for a in arches if a not in self.images]
+            if missing:
+                raise ValueError(f"no demo image for arch(es) {missing}")
+            files = {a: {names[a]: self.images[a]} for a in arches}
+            self.hub.add_image_task(name, version, release, arches, files, task_id=task_id,
+                                    target=target, scratch=bool(opts.get("scratch")),
+                                    opts=opts)
+            filled = True
+        body = self.hub.task_state_change_body(task_id, old="OPEN", new="CLOSED")
         message = announce(body)
         return {"task_id": task_id, "filled": filled, "message_id": message.id,
                 "topic": message.topic, "files": sorted(names.values())}
+
+
+# production composes only: Fedora-<release>-<YYYYMMDD>.<respin> (what a release candidate is)
+COMPOSE_ID = re.compile(r"Fedora-(?P<release>\d{1,3})-(?P<date>\d{8})\.(?P<respin>\d{1,3})")
+
+
+def compose(hub: KojiHub, images: dict[str, pathlib.Path], compose_id: str) -> dict[str, Any]:
+    """Lay out production compose ``compose_id`` of the demo images and announce it FINISHED."""
+    import productmd.images
+
+    m = COMPOSE_ID.fullmatch(compose_id)
+    if m is None:
+        raise ValueError(f"{compose_id!r} is not a production compose id Fedora-NN-YYYYMMDD.N")
+    release = m["release"]
+    top = f"compose/{release}/{compose_id}/compose"
+    meta = productmd.images.Images()
+    meta.header.version = "1.2"
+    meta.compose.id = compose_id
+    meta.compose.type = "production"
+    meta.compose.date = m["date"]
+    meta.compose.respin = int(m["respin"])
+    files = []
+    for arch, source in sorted(images.items()):
+        filename = f"Fedora-Cloud-Base-{release}-{m['date']}.{m['respin']}.{arch}.raw.xz"
+        path = f"Cloud/{arch}/images/{filename}"
+        hub.add_file(f"{top}/{path}", source)
+        image = productmd.images.Image(meta)
+        image.path, image.arch, image.type, image.format = path, arch, "raw-xz", "raw.xz"
+        image.subvariant, image.size, image.mtime = "Cloud_Base", source.stat().st_size, 0
+        image.checksums = {"sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
+        image.volume_id, image.implant_md5, image.bootable = None, None, False
+        image.disc_number = image.disc_count = 1
+        meta.add("Cloud", arch, image)
+        files.append(filename)
+    listing = io.StringIO()
+    meta.dump(listing)
+    hub.add_file(f"{top}/metadata/images.json", listing.getvalue().encode())
+    location = f"{hub.topurl}/{top}"
+    message = announce_compose({
+        "status": "FINISHED", "compose_id": compose_id, "compose_type": "production",
+        "compose_date": m["date"], "compose_respin": int(m["respin"]),
+        "compose_label": f"RC-{m['date']}.{m['respin']}", "release_short": "Fedora",
+        "release_name": "Fedora", "release_version": release, "release_type": "ga",
+        "release_is_layered": False, "location": location})
+    return {"compose_id": compose_id, "message_id": message.id, "topic": message.topic,
+            "files": files}
+
+
+def announce_compose(body: dict[str, Any]) -> Any:
+    """Publish ``pungi.compose.status.change`` as Pungi's fedora-messaging notifier does."""
+    from fedora_messaging import api, message
+
+    msg = message.Message(topic="pungi.compose.status.change", body=body)
+    api.publish(msg, timeout=PUBLISH_TIMEOUT)
+    return msg
 
 
 def announce(body: dict[str, Any]) -> Any:
@@ -130,11 +194,16 @@ def control_handler(hub: KojiHub, builder: Builder) -> type[http.server.BaseHTTP
 
         def do_POST(self) -> None:  # noqa: N802
             parts = self.path.strip("/").split("/")
-            if len(parts) != 2 or parts[0] != "finish" or not parts[1].isdigit():
-                self._json(404, {"error": "POST /finish/<task_id>"})
+            if len(parts) == 2 and parts[0] == "compose":
+                action = lambda: compose(hub, builder.images, parts[1])  # noqa: E731
+            elif len(parts) == 2 and parts[0] == "finish" and parts[1].isdigit():
+                action = lambda: builder.finish(int(parts[1]))  # noqa: E731
+            else:
+                self._json(404, {"error": "POST /finish/<task_id> or /compose/<compose_id>"})
                 return
             try:
-                self._json(200, builder.finish(int(parts[1])))
+                with builder.lock:
+                    self._json(200, action())
             except LookupError as exc:
                 self._json(404, {"error": str(exc)})
             except ValueError as exc:

@@ -383,9 +383,20 @@ def up(stack: Stack, say: Callable[[str], None] = print,
     return state
 
 
-def down(stack: Stack, say: Callable[[str], None] = print) -> None:
+def down(stack: Stack, say: Callable[[str], None] = print) -> list[tuple[str, int]]:
+    """Stop every process of the stack by its PID; returns (name, pid) of those stopped."""
+    stopped = []
     for svc in reversed(services(stack)):
-        say(f"{svc.name}: {'stopped' if stop(stack, svc.name) else 'not running'}")
+        pid = running_pid(stack, svc.name)
+        if stop(stack, svc.name) and pid is not None:
+            stopped.append((svc.name, pid))
+            say(f"stopped {svc.name} (pid {pid})")
+    if stopped:
+        say(f"stack down: stopped {len(stopped)} processes; the database {stack.database}, "
+            f"the queues and the files in {stack.root} stay for the next `make demo`")
+    else:
+        say(f"stack down: nothing of the stack in {stack.root} was running")
+    return stopped
 
 
 def status(stack: Stack) -> int:

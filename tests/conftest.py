@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.harness.amqp",
     "tests.harness.aws",
     "tests.harness.datagrepper",
+    "tests.harness.registry",
 ]
 
 # Copies of ../shared/samples (real message bodies, Koji results, images.json files), kept in the

@@ -117,6 +117,13 @@ class Uploader:
             sources = find_images(request, config=self.config, clients=self.clients)
         except FedimgError as exc:
             self._fail(message, attempt, exc)
+        # Images whose targets are all run by other consumers (their own queues) are theirs:
+        # fetching them here would only fail (e.g. a container archive has no raw disk).
+        theirs = [s for s in sources if s.targets and not set(s.targets) & set(self.targets)]
+        for source in theirs:
+            log.info("message %s: %s is for %s, not for this consumer's %s", message.id,
+                     source.filename, ", ".join(source.targets), ", ".join(self.targets))
+        sources = [s for s in sources if s not in theirs]
         if not sources:
             log.info("message %s: %s has no wanted images", message.id, request)
             return
@@ -130,8 +137,7 @@ class Uploader:
         retry = [r for r in reports if r.retryable]
         if retry:
             self._retry_or_give_up(
-                message, attempt,
-                "; ".join(str(e) for r in retry for e in r.errors if e.retryable))
+                message, attempt, "; ".join(x for r in retry for x in r.retry_reasons()))
 
     def _fail(self, message: Any, attempt: int, exc: Exception) -> None:
         """Drop or Nack (bounded) as the error's class says; always raises."""

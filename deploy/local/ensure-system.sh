@@ -19,8 +19,12 @@ declare -A PROVES=(
   [rabbitmq-server]=/usr/lib/rabbitmq/bin/rabbitmq-server
   [postgresql]=/usr/bin/pg_ctlcluster
   [chromium]=/usr/bin/chromium
+  [chromium-driver]=/usr/bin/chromedriver  # the browser tests drive Chromium through selenium
   [curl]=/usr/bin/curl
   [systemd]=/usr/bin/systemd-analyze       # tests verify deploy/systemd units with it
+  [skopeo]=/usr/bin/skopeo                  # the containers target pushes with it
+  [docker-registry]=/usr/bin/docker-registry  # the real OCI registry the container tests push to
+  [apache2-utils]=/usr/bin/htpasswd         # that registry's basic-auth password file
 )
 missing=()
 for pkg in "${!PROVES[@]}"; do

@@ -1,9 +1,10 @@
 """fedora-messaging schemas of every event fedimg publishes (public API; see docs/messages.md)."""
 
 from shared.messages.base import FedimgMessage, routing_word
+from shared.messages.containers import ContainerPublishedV1
 from shared.messages.events import (
+    CORE_MESSAGES,
     ERROR_KINDS,
-    MESSAGES,
     AwsImagePublishedV1,
     AwsRegionPublishedV1,
     BuildStartedV1,
@@ -14,12 +15,19 @@ from shared.messages.events import (
     UploadFailedV1,
 )
 
+# Entry-point name -> class; setup.cfg registers exactly these under `fedora.messages`.
+MESSAGES: dict[str, type[FedimgMessage]] = {
+    **CORE_MESSAGES,
+    "fedimg.image.published.v1.container": ContainerPublishedV1,
+}
+
 __all__ = [
     "ERROR_KINDS",
     "MESSAGES",
     "AwsImagePublishedV1",
     "AwsRegionPublishedV1",
     "BuildStartedV1",
+    "ContainerPublishedV1",
     "DownloadPublishedV1",
     "FedimgMessage",
     "ImageAcceptedV1",

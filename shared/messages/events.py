@@ -116,7 +116,7 @@ class ImageAcceptedV1(FedimgMessage):
         "image.accepted.v1",
         "An image was fetched, verified and accepted for upload",
         {
-            "targets": {"type": "array", "items": {"enum": ["aws", "downloads"]}},
+            "targets": {"type": "array", "items": {"enum": ["aws", "downloads", "containers"]}},
             "source_url": {"type": "string"},
             "size": {"type": ["integer", "null"]},
             "sha256": {"anyOf": [_SHA256, {"type": "null"}]},
@@ -239,7 +239,8 @@ class AwsImagePublishedV1(FedimgMessage):
         return text
 
 
-ERROR_KINDS = ["source", "verification", "aws", "conversion", "destination", "timeout", "internal"]
+ERROR_KINDS = ["source", "verification", "aws", "conversion", "destination", "registry", "timeout",
+               "internal"]
 
 
 class UploadFailedV1(FedimgMessage):
@@ -251,7 +252,7 @@ class UploadFailedV1(FedimgMessage):
         "image.failed.v1",
         "Publishing the image to one destination failed",
         {
-            "target": {"enum": ["aws", "downloads", "intake"]},
+            "target": {"enum": ["aws", "downloads", "containers", "intake"]},
             "destination": {"type": "string", "minLength": 1},
             "error_kind": {"enum": ERROR_KINDS},
             "error": {"type": "string"},
@@ -347,8 +348,9 @@ class QeResultV1(FedimgMessage):
         return f"{b['agent']} reports {b['test_suite']} {b['result']} for {self.image_label}"
 
 
-# Entry-point name -> class; setup.cfg registers exactly these under `fedora.messages`.
-MESSAGES: dict[str, type[FedimgMessage]] = {
+# Entry-point name -> class of the messages defined here; shared.messages.MESSAGES adds those of
+# the targets that keep their schema in a module of its own (shared/messages/containers.py).
+CORE_MESSAGES: dict[str, type[FedimgMessage]] = {
     "fedimg.build.started.v1": BuildStartedV1,
     "fedimg.image.accepted.v1": ImageAcceptedV1,
     "fedimg.image.published.v1.aws": AwsRegionPublishedV1,

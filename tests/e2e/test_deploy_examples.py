@@ -18,7 +18,7 @@ from standins import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
 FM_DIR = DEPLOY / "fedora-messaging"
-TARGETS = ("aws", "downloads")
+TARGETS = ("aws", "downloads", "containers")
 SOURCE_TOPICS = {"buildsys.task.state.change", "buildsys.build.state.change",
                  "pungi.compose.status.change"}
 

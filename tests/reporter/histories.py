@@ -12,12 +12,14 @@ import copy
 import datetime as dt
 import json
 import pathlib
+import re
 import uuid
 from typing import Any
 
 from shared.messages import (
     AwsImagePublishedV1,
     AwsRegionPublishedV1,
+    ContainerPublishedV1,
     DownloadPublishedV1,
     ImageAcceptedV1,
     ImagePromotedV1,
@@ -47,6 +49,14 @@ NIGHTLY_NAME = "Fedora-Cloud-Base-AmazonEC2-Rawhide-20250601.n.0.aarch64"
 NIGHTLY_IDENTITY = {"name": NIGHTLY_NAME, "release": "Rawhide", "subvariant": "Cloud_Base",
                     "arch": "aarch64", "channel": "nightly", "compose_id": None,
                     "koji_task_id": 131000001, "koji_build_id": None, "agent": "fedimg"}
+CONTAINER = "Fedora-Container-Base-Generic-43-1.6"
+CONTAINER_IDENTITY = {"release": "43", "subvariant": "Container_Base", "channel": "candidate",
+                      "compose_id": "Fedora-43-20251023.0", "koji_task_id": None,
+                      "koji_build_id": None, "agent": "fedimg"}
+QUAY = "quay.io/fedora"
+DIGEST_X86 = "sha256:60caeb1c917f47dcfea6280effe120704aba0e635e3a76c140f8a1a0bdc024d3"
+DIGEST_ARM = "sha256:836b89a45893aca059a28d0a8f96dbbde873dfad3a72cc82ffd7186481d6120d"
+DIGEST_LIST = "sha256:f27d6203d7efe53dec89f8653cf4f8e981ccf49d4ce84238698e0aa0daf5221f"
 SHA_Q = "846574c8a97cd2d8dc1f231062d73107cc85cbbbda56335e264a46e3a6c8ab2f"
 SHA_R = "7dbdfb789a1c4ad9dbe3a600ad50df04c55a7e59cc7ffbef8a860d410f073a97"
 
@@ -123,6 +133,17 @@ def mixed_history(samples_dir: pathlib.Path) -> tuple[list[tuple], dict[str, dic
                                       "ami": "ami-0123456789abcdef0", "snapshot_id": None,
                                       "public": True, "ami_name": NIGHTLY_NAME}))
 
+    # the containers target: x86_64 first (the list waits for aarch64), then aarch64 with the
+    # list, which takes quay.io's `latest` from fedora_image_uploader's F40 list above
+    for arch, digest, listed in (("x86_64", DIGEST_X86, None), ("aarch64", DIGEST_ARM, {
+            "digest": DIGEST_LIST, "manifests": {"aarch64": DIGEST_ARM, "x86_64": DIGEST_X86}})):
+        add(*_ours(ContainerPublishedV1, {
+            **CONTAINER_IDENTITY, "name": f"{CONTAINER}.{arch}", "arch": arch,
+            "registry": QUAY, "repository": "fedora",
+            "reference": f"{QUAY}/fedora:43-20251023.0-{arch}", "digest": digest,
+            "manifest_list": listed, "tags": ["43", "43-20251023.0", "latest"] if listed else [],
+            "kept_tags": {}, "pending_arches": [] if listed else ["aarch64"]}))
+
     # ---- not understood (counted, never fatal) --------------------------------------------
     add(PROD + "fedimg.image.bogus", {"what": "no such event"})
     add(*_ours(AwsRegionPublishedV1, {**NIGHTLY_IDENTITY, "region": "us-east-1",
@@ -152,7 +173,22 @@ def mixed_history(samples_dir: pathlib.Path) -> tuple[list[tuple], dict[str, dic
         },
         "Fedora-Cloud-Base-Azure-40-20240501.n.0.x86_64": {"channel": "nightly", "aws": {}},
         "Fedora-Cloud-Base-GCE-40-20240414.0.x86_64": {"channel": "candidate", "aws": {}},
-        "Fedora-Container-Base-40-20240501.n.0.s390x": {"subvariant": "Container_Base"},
+        "Fedora-Container-Base-40-20240501.n.0.s390x": {
+            "subvariant": "Container_Base",
+            "containers": [
+                {"registry": QUAY, "repository": "fedora", "reference": None, "digest": None,
+                 "manifest_list": None, "tags": ["40"]},  # `latest` moved on to F43
+                {"registry": "registry.fedoraproject.org", "repository": "fedora",
+                 "reference": None, "digest": None, "manifest_list": None,
+                 "tags": ["40", "latest"]}]},
+        **{f"{CONTAINER}.{arch}": {
+            "release": "43", "subvariant": "Container_Base", "arch": arch,
+            "channel": "candidate", "compose_id": "Fedora-43-20251023.0",
+            "containers": [{"registry": QUAY, "repository": "fedora",
+                            "reference": f"{QUAY}/fedora:43-20251023.0-{arch}",
+                            "digest": digest, "manifest_list": DIGEST_LIST,
+                            "tags": ["43", "43-20251023.0", "latest"]}]}
+           for arch, digest in (("x86_64", DIGEST_X86), ("aarch64", DIGEST_ARM))},
         OUR_NAME: {
             "release": "41", "subvariant": "Cloud_Base", "arch": "x86_64", "channel": "release",
             "official": True, "compose_id": "Fedora-41-20241027.0",
@@ -171,7 +207,7 @@ def mixed_history(samples_dir: pathlib.Path) -> tuple[list[tuple], dict[str, dic
 
 
 SKIPPED_IN_MIXED = 2
-IMAGES_IN_MIXED = 12  # 9 named above + 3 more container arches
+IMAGES_IN_MIXED = 14  # 11 named above + 3 more container arches
 
 
 def as_rows(specs: list[tuple]) -> list[dict[str, Any]]:
@@ -199,3 +235,16 @@ def check_report(report: dict[str, Any], expected: dict[str, dict]) -> None:
                 assert got == want, (name, got)
             else:
                 assert img[key] == want, (name, key, img[key])
+
+
+def site_text(root: pathlib.Path) -> dict[str, str]:
+    """Every file of a published report as text (strict UTF-8), the `generated` time blanked:
+    the one thing two runs over the same history may differ in."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            text = p.read_bytes().decode("utf-8")
+            text = re.sub(r'"generated": "[^"]*"', '"generated": "-"', text)
+            text = re.sub(r"Generated (<time[^>]*>[^<]*</time>|\S+)", "Generated -", text)
+            out[str(p.relative_to(root))] = text
+    return out

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import pathlib
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -17,23 +16,13 @@ import pytest
 
 from standins.datagrepper_emulator import EmulatorServer, RawHistory, row
 from standins.synthetic_history import PREFIX, rows
+from tests.reporter.histories import site_text
 
 pytestmark = pytest.mark.slow
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 START = 1_700_000_000.0
 KILLS = 20
-
-
-def _site(root: pathlib.Path) -> dict[str, str]:
-    """Every file as text (valid UTF-8), with the `generated` time blanked."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            text = p.read_bytes().decode("utf-8")
-            text = re.sub(r'"generated": "[^"]*"', '"generated": "-"', text)
-            out[str(p.relative_to(root))] = re.sub(r"Generated \S+", "Generated -", text)
-    return out
 
 
 def _start(out: pathlib.Path, cfg: pathlib.Path, *extra: str) -> subprocess.Popen:
@@ -52,7 +41,7 @@ def _complete(out: pathlib.Path, cfg: pathlib.Path) -> float:
     return time.monotonic() - t0
 
 
-def test_sigkill_at_random_moments_leaves_the_old_or_the_new_site(tmp_path):
+def test_sigkill_at_random_moments_leaves_the_old_or_the_newsite_text(tmp_path):
     history = RawHistory(list(rows(1500, START, 86400 * 60)))
     rnd = random.Random(15)
     with EmulatorServer(history) as server:
@@ -61,7 +50,7 @@ def test_sigkill_at_random_moments_leaves_the_old_or_the_new_site(tmp_path):
                        "overlap = 60\nretries = 1\ntimeout = 20\n")
         out = tmp_path / "site"
         duration = _complete(out, cfg)
-        old = _site(out)
+        old = site_text(out)
         moments = []
         for i in range(KILLS):
             # a new message each time, so the new site differs from the old one
@@ -74,9 +63,9 @@ def test_sigkill_at_random_moments_leaves_the_old_or_the_new_site(tmp_path):
             time.sleep(moment)
             proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=60)
-            after_kill = _site(out)
+            after_kill = site_text(out)
             _complete(out, cfg)
-            new = _site(out)
+            new = site_text(out)
             assert after_kill in (old, new), f"kill {i} at {moment:.2f} s of {duration:.2f} s"
             assert f"ami-{i + 1:08x}" in new["images.json"]
             leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".site.")]

@@ -33,6 +33,7 @@ from tests.reporter.histories import (
     as_rows,
     check_report,
     mixed_history,
+    site_text,
 )
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -132,17 +133,6 @@ def _report(out: pathlib.Path, cfg: pathlib.Path, *extra: str) -> subprocess.Com
         env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=out.parent)
 
 
-def _site(root: pathlib.Path) -> dict[str, str]:
-    """Every file as text, `generated` blanked (the one thing a later run may change)."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            text = p.read_bytes().decode("utf-8")  # strict: every output is valid UTF-8
-            text = re.sub(r'"generated": "[^"]*"', '"generated": "-"', text)
-            out[str(p.relative_to(root))] = re.sub(r"Generated \S+", "Generated -", text)
-    return out
-
-
 def _size(root: pathlib.Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
@@ -201,7 +191,7 @@ def test_every_poison_is_skipped_in_a_full_and_an_incremental_run(samples_dir, t
         # and it is exactly what a full run over the same history publishes
         again = tmp_path / "again"
         assert _report(again, cfg, "--full").returncode == 0
-        assert _site(out) == _site(again)
+        assert site_text(out) == site_text(again)
 
 
 def test_in_process_runs_survive_the_poisons_too(samples_dir, tmp_path):

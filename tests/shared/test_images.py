@@ -122,6 +122,10 @@ TABLE = [
     ("Fedora-Container-Base-Generic-41-1.4.x86_64.oci.tar.xz",
      "Fedora-Container-Base-Generic-41-1.4.x86_64",
      "41", "Container_Base", "x86_64", "candidate", None, None, "1.4", "oci.tar.xz", "Generic"),
+    ("Fedora-Container-Base-Generic-Minimal-43-1.6.s390x.oci.tar.xz",
+     "Fedora-Container-Base-Generic-Minimal-43-1.6.s390x",
+     "43", "Container_Minimal_Base", "s390x", "candidate", None, None, "1.6", "oci.tar.xz",
+     "Generic"),
     # Kiwi 2024 AMI-style names: the arch sits after the cloud
     ("Fedora-Cloud-Base-AmazonEC2.x86_64-41-Prerelease-1.2",
      "Fedora-Cloud-Base-AmazonEC2.x86_64-41-Prerelease-1.2",

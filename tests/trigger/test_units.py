@@ -118,7 +118,8 @@ def test_units_verify(tmp_path):
     analyze = _systemd_analyze()
     root = _verify_root(tmp_path)
     units = [u for u in SERVICES + TIMERS if "@." not in u]
-    units += ["fedimg-uploader@aws.service", "fedimg-uploader@downloads.service"]
+    units += ["fedimg-uploader@aws.service", "fedimg-uploader@downloads.service",
+              "fedimg-uploader@containers.service"]
     proc = subprocess.run([analyze, "verify", f"--root={root}", *units],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout + proc.stderr == "", proc.stdout + proc.stderr

@@ -15,6 +15,9 @@ from uploader.targets.contract import Takes, Target
 
 # Types intake can turn into a sparse raw disk: xz-compressed raw, plain raw, qcow2 (qemu-img).
 RAW_DISK_TYPES = frozenset({"raw-xz", "raw", "qcow2"})
+# productmd types of container image archives: "docker" (to F41, OCI or docker-archive inside),
+# "container" (F42 on), "ociarchive"
+CONTAINER_TYPES = frozenset({"docker", "container", "ociarchive"})
 
 TARGETS: dict[str, Target] = {
     t.name: t
@@ -29,6 +32,12 @@ TARGETS: dict[str, Target] = {
         Target(name="downloads", publish="uploader.targets.downloads:publish_downloads",
                takes=Takes(RAW_DISK_TYPES), section="downloads", needs="raw",
                messages=("fedimg.image.published.v1.downloads",)),
+        # the arches Fedora builds container images for (each needs an OCI platform)
+        Target(name="containers", publish="uploader.targets.containers:publish_containers",
+               takes=Takes(CONTAINER_TYPES,
+                           arches=frozenset({"x86_64", "aarch64", "ppc64le", "s390x"})),
+               section="containers", needs="file",
+               messages=("fedimg.image.published.v1.container",)),
     )
 }
 
