@@ -24,6 +24,9 @@ from shared.errors import Unreadable
 from shared.images import CHANNELS, Hint, compose_version, identify, normalize_arch
 from shared.messages import MESSAGES
 
+_GLANCE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
+_OPENSTACK_CLOUD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", re.ASCII)
+
 FAMILY_HEADS = ("fedimg", "fedora_image_uploader")
 LEGACY_TOPICS = ("fedimg.image.upload", "fedimg.image.copy", "fedimg.image.publish",
                  "fedimg.image.test")
@@ -42,9 +45,9 @@ class Observation:
     """What one message says about one image.
 
     ``sets`` are (field, key, value) writes into the image's registers: field is one of
-    aws/downloads/failures/qe/promoted/azure/gcp/containers; key is the register within the field
-    (region, format, "target:destination", test suite, "<registry> image" / "<registry> list")
-    or "" for single-valued fields.
+    aws/downloads/openstack/failures/qe/promoted/azure/gcp/containers; key is the register within
+    the field (region, format, OpenStack cloud, "target:destination", test suite,
+    "<registry> image" / "<registry> list") or "" for single-valued fields.
     """
 
     name: str
@@ -216,6 +219,13 @@ def _ours(base: str, body: dict) -> list[Observation]:
             "sha256": F.matching(body.get("sha256"), F.SHA256, "'sha256'"),
             "checksum_url": F.optional(body.get("checksum_url"),
                                        lambda v: _url(v, "checksum_url")),
+        }))
+    elif base == "fedimg.image.published.v1.openstack":
+        visibility = body.get("visibility")
+        sets.append(("openstack", _word(body, "cloud", _OPENSTACK_CLOUD), {
+            "image_id": _word(body, "image_id", _GLANCE_ID),
+            "visibility": visibility if visibility in ("public", "community", "shared",
+                                                       "private") else None,
         }))
     elif base == "fedimg.image.failed.v1":
         target = _word(body, "target")

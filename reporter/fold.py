@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 Version = tuple[float, str]  # (timestamp, msg_id): total order, the deterministic tie-break
 _RANK = {c: i for i, c in enumerate(CHANNELS)}
-FIELDS = ("aws", "downloads", "failures", "qe", "promoted", "azure", "gcp", "containers")
+FIELDS = ("aws", "downloads", "openstack", "failures", "qe", "promoted", "azure", "gcp",
+          "containers")
 IDENTITY = ("release", "subvariant", "arch", "cloud")
 SOURCE = ("compose_id", "koji_task_id", "koji_build_id")
 
@@ -196,12 +197,12 @@ def image_record(img: ImageState, holders: dict[tuple, tuple] | None = None) -> 
     `holders` (containers.tag_holders over every image) says which image's manifest list each
     container tag names now; without it, an image shows every tag its messages claimed."""
     regs = img.regs
-    aws = regs.get("aws", {})
     downloads = regs.get("downloads", {})
     failures = []
     for reg in regs.get("failures", {}).values():
         f = reg[2]
-        success = (aws if f["target"] == "aws" else downloads if f["target"] == "downloads"
+        # a target's successes are the field named after it, keyed by destination
+        success = (regs.get(f["target"], {}) if f["target"] in ("aws", "downloads", "openstack")
                    else {}).get(f["destination"])
         if success is not None and (success[0], success[1]) > (reg[0], reg[1]):
             continue  # a later success for the same destination supersedes the failure
@@ -229,8 +230,9 @@ def image_record(img: ImageState, holders: dict[tuple, tuple] | None = None) -> 
         "updated": iso(img.updated),
         "official": promoted is not None,
         "promoted": None if promoted is None else {**promoted[2], "at": iso(promoted[0])},
-        "aws": {region: reg[2] for region, reg in sorted(aws.items())},
+        "aws": {region: reg[2] for region, reg in sorted(regs.get("aws", {}).items())},
         "downloads": [reg[2] for _, reg in sorted(downloads.items())],
+        "openstack": {cloud: reg[2] for cloud, reg in sorted(regs.get("openstack", {}).items())},
         "qe": qe,
         "failures": failures,
         "azure": _value(regs.get("azure", {}), ""),

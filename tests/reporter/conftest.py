@@ -18,7 +18,7 @@ from reporter.atomic_dir import write_tree
 from reporter.fold import fold, image_records
 from reporter.outputs import dumps, history_block, latest_json
 from tests.conftest import SAMPLES
-from tests.reporter.histories import OUR_NAME, as_rows, mixed_history
+from tests.reporter.histories import GENERIC_NAME, OUR_NAME, as_rows, mixed_history
 
 EVIL_SCRIPT = "<script>document.documentElement.setAttribute('data-pwned','script')</script>"
 EVIL_IMG = "<img src=x onerror=\"document.documentElement.setAttribute('data-pwned','img')\">"
@@ -55,6 +55,8 @@ def hostile(images: list[dict]) -> list[dict]:
                                               "note": EVIL_SCRIPT}}
             img["compose_id"] = EVIL_ATTR
             img["cloud"] = EVIL_IMG
+        if img["name"] == GENERIC_NAME:
+            img["openstack"][EVIL_ATTR] = {"image_id": EVIL_IMG, "visibility": EVIL_SCRIPT}
         if img["gcp"]:
             img["gcp"]["image_name"] = EVIL_SCRIPT
             img["gcp"]["family"] = EVIL_ATTR
