@@ -24,6 +24,9 @@ from shared.errors import Unreadable
 from shared.images import CHANNELS, Hint, compose_version, identify, normalize_arch
 from shared.messages import MESSAGES
 
+_GLANCE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
+_OPENSTACK_CLOUD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", re.ASCII)
+
 FAMILY_HEADS = ("fedimg", "fedora_image_uploader")
 LEGACY_TOPICS = ("fedimg.image.upload", "fedimg.image.copy", "fedimg.image.publish",
                  "fedimg.image.test")
@@ -218,11 +221,9 @@ def _ours(base: str, body: dict) -> list[Observation]:
                                        lambda v: _url(v, "checksum_url")),
         }))
     elif base == "fedimg.image.published.v1.openstack":
-        cloud = body.get("cloud")
-        image_id = body.get("image_id")
         visibility = body.get("visibility")
-        sets.append(("openstack", F.matching(cloud, F.CLOUD, "OpenStack cloud"), {
-            "image_id": F.matching(image_id, F.GLANCE_ID, "Glance image id"),
+        sets.append(("openstack", _word(body, "cloud", _OPENSTACK_CLOUD), {
+            "image_id": _word(body, "image_id", _GLANCE_ID),
             "visibility": visibility if visibility in ("public", "community", "shared",
                                                        "private") else None,
         }))

@@ -43,8 +43,6 @@ DESTINATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+\-]{0,99}", re.ASCII)
 SUITE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._:/()+\-]{0,99}", re.ASCII)
 TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}", re.ASCII)  # OCI tag grammar
 REGISTRY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/\-]{0,199}", re.ASCII)
-GLANCE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
-CLOUD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", re.ASCII)  # clouds.yaml names
 CLOUD_REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,62}", re.ASCII)  # Azure / GCP locations
 RESOURCE_ID = re.compile(r"/?[A-Za-z0-9._\-]+(?:/[A-Za-z0-9._\-]+){0,30}", re.ASCII)
 # RFC 3986 characters only (no quotes, spaces, angle brackets, backslashes, nothing non-ASCII),
