@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.harness.datagrepper",
     "tests.harness.glance",
     "tests.harness.registry",
+    "tests.harness.summary",
 ]
 
 # Copies of ../shared/samples (real message bodies, Koji results, images.json files), kept in the
