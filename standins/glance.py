@@ -35,7 +35,8 @@ import requests
 from standins import REPO_ROOT, StandinError
 from standins.processes import ManagedProcess, ProcessExited, free_port, wait_until
 
-__all__ = ["GLANCE_VENV", "GlanceServer", "clouds_yaml", "glance_available", "start_glance"]
+__all__ = ["GLANCE_VENV", "GlanceServer", "answers", "clouds_yaml", "glance_available",
+           "glance_env", "gunicorn_argv", "prepare", "start_glance"]
 
 GLANCE_VENV = pathlib.Path(os.environ.get("FEDIMG_GLANCE_VENV", REPO_ROOT / ".glance-venv"))
 START_TIMEOUT = 90.0  # seconds: the first import of glance on a busy 2-core machine is slow
@@ -110,10 +111,41 @@ enforce_new_defaults = false
     return etc
 
 
-def _env(conf_dir: pathlib.Path) -> dict[str, str]:
+def glance_env(root: pathlib.Path) -> dict[str, str]:
+    """The environment of a glance process of the cloud under ``root``: its config folder, and
+    nothing of ours (no OS_* of a client, no PYTHONPATH into fedimg's venv)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "PYTHON"))}
-    env["OS_GLANCE_CONFIG_DIR"] = str(conf_dir)
+    env["OS_GLANCE_CONFIG_DIR"] = str(root / "etc")
     return env
+
+
+def prepare(root: pathlib.Path, venv: pathlib.Path = GLANCE_VENV) -> None:
+    """Config files (rewritten) and the database (made once) of the cloud under ``root``."""
+    missing = glance_available(venv)
+    if missing:
+        raise StandinError(missing)
+    write_config(root, venv)
+    if not (root / "glance.sqlite").exists():
+        db_sync(root, venv)
+
+
+# gunicorn renames its processes ("gunicorn: master [...]") when setproctitle can be imported,
+# and Glance's dependencies bring it in; the local stack knows its processes by their command
+# line, so gunicorn is started with that module hidden and keeps the command line it got.
+_GUNICORN = ("import sys; sys.modules['setproctitle'] = None; "
+             "from gunicorn.app.wsgiapp import run; sys.argv[0] = 'gunicorn'; run()")
+
+
+def gunicorn_argv(root: pathlib.Path, port: int, venv: pathlib.Path = GLANCE_VENV) -> list[str]:
+    """The command that serves the Glance API of the cloud under ``root`` on 127.0.0.1:port."""
+    return [str(venv / "bin" / "python"), "-c", _GUNICORN, "--bind", f"127.0.0.1:{port}",
+            "--workers", "1", "--threads", "4", "--timeout", "300",
+            "--access-logfile", str(root / "access.log"), "glance.wsgi.api:application"]
+
+
+def answers(url: str) -> bool:
+    """True if a Glance API answers an image list at ``url``."""
+    return requests.get(f"{url}/v2/images?limit=1", timeout=2).status_code == 200
 
 
 def db_sync(root: pathlib.Path, venv: pathlib.Path = GLANCE_VENV) -> None:
@@ -121,7 +153,7 @@ def db_sync(root: pathlib.Path, venv: pathlib.Path = GLANCE_VENV) -> None:
     conf = root / "etc" / "glance-api.conf"
     proc = subprocess.run(
         [str(venv / "bin" / "glance-manage"), "--config-file", str(conf), "db_sync"],
-        env=_env(root / "etc"), capture_output=True, text=True, timeout=DB_SYNC_TIMEOUT)
+        env=glance_env(root), capture_output=True, text=True, timeout=DB_SYNC_TIMEOUT)
     if proc.returncode != 0:
         raise StandinError(f"glance-manage db_sync failed ({proc.returncode}):\n"
                            f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
@@ -178,10 +210,6 @@ class GlanceServer:
         return sum(1 for r in self.requests_seen()
                    if r.startswith("PUT /v2/images/") and r.endswith("/file"))
 
-    def stored_files(self) -> list[pathlib.Path]:
-        """The files of the file store (one per image with data)."""
-        return sorted(p for p in (self.root / "images").iterdir() if p.is_file())
-
     def stop(self) -> None:
         """Stop gunicorn by its PID."""
         self.process.stop()
@@ -190,7 +218,7 @@ class GlanceServer:
 def _answers(proc: ManagedProcess, url: str) -> bool:
     if not proc.alive():
         raise ProcessExited(f"glance-api exited with {proc.proc.returncode}:\n{proc.tail()}")
-    return requests.get(f"{url}/v2/images?limit=1", timeout=2).status_code == 200
+    return answers(url)
 
 
 def start_glance(root: pathlib.Path, name: str = "glance",
@@ -199,20 +227,12 @@ def start_glance(root: pathlib.Path, name: str = "glance",
 
     StandinError (with the server's log) if it never answers.
     """
-    missing = glance_available(venv)
-    if missing:
-        raise StandinError(missing)
-    conf_dir = write_config(root, venv)
-    db_sync(root, venv)
+    prepare(root, venv)
     last_error: Exception | None = None
     for _attempt in range(3):  # a probed free port can be taken before gunicorn binds it
         port = free_port()
-        proc = ManagedProcess(
-            f"glance-api ({name})",
-            [str(venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1",
-             "--threads", "4", "--timeout", "300", "--access-logfile",
-             str(root / "access.log"), "glance.wsgi.api:application"],
-            root / "gunicorn.log", env=_env(conf_dir), cwd=root)
+        proc = ManagedProcess(f"glance-api ({name})", gunicorn_argv(root, port, venv),
+                              root / "gunicorn.log", env=glance_env(root), cwd=root)
         url = f"http://127.0.0.1:{port}"
         try:
             wait_until(lambda proc=proc, url=url: _answers(proc, url), START_TIMEOUT,

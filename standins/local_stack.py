@@ -14,8 +14,10 @@ project's venv python. Everything listens on 127.0.0.1:
 - Koji: ``python -m standins.koji_service``, HTTPS hub + /kojifiles with TLS client certs on PORT+2,
   its control endpoint (POST /finish/<task>: fill + announce) on PORT+3
 - web: ``python -m http.server`` over ``www/`` (downloads + report site) on PORT+4
+- OpenStack: two real glance-api processes (gunicorn, from ``.glance-venv``) as two clouds on
+  PORT+5 and PORT+6, named in ``conf/clouds.yaml``; their images and databases in ``glance/``
 - uploader: ``fedora-messaging consume --callback=uploader.consumer:Uploader``, one service
-  (and one queue) per target
+  (and one queue) per target (aws, downloads, openstack)
 
 State lives in ``$FEDIMG_DEMO_DIR`` (default /tmp/fedimg-demo): ``run/<name>.json`` (PID and
 command line of each process; every process is stopped by that PID, after checking that the PID
@@ -46,7 +48,7 @@ from typing import Any
 
 import requests
 
-from standins import StandinError
+from standins import StandinError, glance
 from standins.amqp import check_rabbitmq, delete_queues, fedora_messaging_toml, pika_connection
 from standins.datagrepper import (
     create_schema,
@@ -77,6 +79,8 @@ HTTP_TIMEOUT = 5.0
 TOPIC_PREFIX = "org.fedoraproject.demo"
 ARCHES = ["x86_64", "aarch64"]
 DEFAULT_PORT = 5380
+DEMO_TARGETS = (*TARGETS, "openstack")
+GLANCE_CLOUDS = ("demo-cloud-a", "demo-cloud-b")  # on PORT+5, PORT+6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +129,11 @@ class Stack:
     @property
     def www_url(self) -> str:
         return f"http://127.0.0.1:{self.port + 4}"
+
+    @property
+    def glance_urls(self) -> dict[str, str]:
+        """cloud name -> its Glance API."""
+        return {c: f"http://127.0.0.1:{self.port + 5 + i}" for i, c in enumerate(GLANCE_CLOUDS)}
 
     # paths -------------------------------------------------------------------------------
     def dir(self, name: str) -> pathlib.Path:
@@ -184,7 +193,10 @@ class Stack:
         """
         base = {k: v for k, v in os.environ.items()
                 if not (k.startswith("AWS_") or k in ("FEDORA_MESSAGING_CONF", "FEDIMG_CONFIG"))}
+        base = {k: v for k, v in base.items() if not k.startswith("OS_")}
         base.update(aws_env(self.moto_url, self.conf, REGIONS[0], key="demo"))
+        base.update(OS_CLIENT_CONFIG_FILE=str(self.conf / "clouds.yaml"),
+                    OS_CLIENT_SECURE_FILE=str(self.conf / "no-secure.yaml"))
         return pipeline_env(self.fedimg_config, base, **extra)
 
 
@@ -239,7 +251,12 @@ def delete_our_queues(stack: Stack, queues: list[str]) -> None:
 def write_configs(stack: Stack) -> None:
     write_fedimg_config(
         stack.fedimg_config, stack.endpoints, ARCHES,
-        header="# Written by the local demo stack (standins.local_stack); rewritten at every up.\n")
+        header="# Written by the local demo stack (standins.local_stack); rewritten at every up.\n",
+        uploader={"targets": list(DEMO_TARGETS), "image_types": ["raw-xz", "qcow2"]},
+        openstack={"clouds": list(GLANCE_CLOUDS), "timeout": 60})
+    (stack.conf / "clouds.yaml").write_text(glance.clouds_yaml(stack.glance_urls))
+    for cloud in GLANCE_CLOUDS:
+        glance.prepare(stack.dir("glance") / cloud)
     stack.publisher_config.write_text(fedora_messaging_toml(
         exchange=stack.exchange, topic_prefix=TOPIC_PREFIX, app="fedimg-demo"))
     (stack.conf / "datanommer.toml").write_text(datanommer_toml(
@@ -269,7 +286,7 @@ class Uploader:
 def uploaders(stack: Stack) -> list[Uploader]:
     keys = uploader_routing_keys(TOPIC_PREFIX)
     return [Uploader(f"uploader-{t}", stack.queue(f"uploader-{t}"), [t], keys)
-            for t in TARGETS]
+            for t in DEMO_TARGETS]
 
 
 def services(stack: Stack) -> list[Service]:
@@ -294,6 +311,12 @@ def services(stack: Stack) -> list[Service]:
                         str(stack.dir("www")), str(stack.port + 4)], env,
                 lambda s, _: _http_ok(f"{s.www_url}/")),
     ]
+    for cloud, url in stack.glance_urls.items():
+        root = stack.dir("glance") / cloud
+        port = int(url.rsplit(":", 1)[1])
+        out.append(Service(f"glance-{cloud}", glance.gunicorn_argv(root, port),
+                           glance.glance_env(root), lambda s, _, url=url: glance.answers(url),
+                           cwd=root))
     for up in uploaders(stack):
         conf = str(stack.conf / f"{up.name}.toml")
         out.append(Service(up.name, [fm, "--conf", conf, "consume",
@@ -332,7 +355,7 @@ def reset(stack: Stack, say: Callable[[str], None]) -> None:
             say(f"stopped {svc.name}")
     drop_database(stack.database)
     delete_our_queues(stack, list(our_queues(stack)))
-    for path in (stack.downloads, stack.site, stack.work):
+    for path in (stack.downloads, stack.site, stack.work, stack.root / "glance"):
         shutil.rmtree(path, ignore_errors=True)
     for name in ("runs", "last-run.json", "summary.txt"):  # the demo's per-generation notes
         (stack.root / name).unlink(missing_ok=True)
@@ -408,7 +431,7 @@ def status(stack: Stack) -> int:
         print(f"{svc.name:18} {'ok' if ok else 'DOWN':5} pid {pid or '-'}  log "
               f"{log_path(stack, svc.name)}")
     print(f"datagrepper {stack.datagrepper_url}  moto {stack.moto_url}  koji {stack.koji_hub}"
-          f"  web {stack.www_url}")
+          f"  web {stack.www_url}  glance " + " ".join(stack.glance_urls.values()))
     return 1 if bad else 0
 
 

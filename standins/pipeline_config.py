@@ -91,8 +91,8 @@ def render_fedimg_toml(ep: Endpoints, arches: Sequence[str],
                        **overrides: Mapping[str, Any]) -> str:
     """fedimg.toml text; ``overrides`` replace keys per section (uploader={"targets": ["aws"]})."""
     settings = fedimg_settings(ep)
-    for section, values in overrides.items():
-        settings[section] = {**settings[section], **values}
+    for section, values in overrides.items():  # a new section: a target's own table
+        settings[section] = {**settings.get(section, {}), **values}
     return tomli_w.dumps({**settings, "trigger": {"jobs": [weekly_job(arches),
                                                            nightly_job(arches)]}})
 

@@ -12,6 +12,7 @@ import copy
 import datetime as dt
 import json
 import pathlib
+import re
 import uuid
 from typing import Any
 
@@ -259,3 +260,16 @@ def check_report(report: dict[str, Any], expected: dict[str, dict]) -> None:
                 assert got == want, (name, got)
             else:
                 assert img[key] == want, (name, key, img[key])
+
+
+def site_text(root: pathlib.Path) -> dict[str, str]:
+    """Every file of a published report as text (strict UTF-8), the `generated` time blanked:
+    the one thing two runs over the same history may differ in."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            text = p.read_bytes().decode("utf-8")
+            text = re.sub(r'"generated": "[^"]*"', '"generated": "-"', text)
+            text = re.sub(r"Generated (<time[^>]*>[^<]*</time>|\S+)", "Generated -", text)
+            out[str(p.relative_to(root))] = text
+    return out
