@@ -14,12 +14,19 @@ around the hub, reduced to what the demo needs:
   exchange and topic prefix of ``$FEDORA_MESSAGING_CONF``. Calling it again for a finished task
   only announces again: that is how the demo shows that a repeated message changes nothing.
 
+Composes live on the same file server, as Fedora's do on kojipkgs: ``POST /compose/<compose_id>``
+writes a compose holding one small real container image per arch (OCI archives made by
+standins.container_archives) with its images.json below ``<topurl>/compose/<release>/<id>/``, and
+announces ``pungi.compose.status.change`` (status FINISHED) as Pungi does; calling it again only
+announces again.
+
 The hub keeps its state in memory, so the stack treats a restart of this process as a new stack.
 The PKI (CA, server cert, client certs) is made fresh at every start under ``<workdir>/pki``:
 ``ca.pem`` and ``user-<name>.pem`` (cert + key, CN = the Koji user).
 
 Control API (127.0.0.1 only): ``GET /health`` -> {"hub": url, "topurl": ..., "ca": ...};
-``POST /finish/<task_id>`` -> {"task_id", "filled", "message_id", "topic", "files"}.
+``POST /finish/<task_id>`` -> {"task_id", "filled", "message_id", "topic", "files"};
+``POST /compose/<compose_id>`` -> {"compose_id", "message_id", "topic", "files"}.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import http.server
 import json
 import logging
 import pathlib
+import re
 import shutil
 import signal
 import sys
@@ -98,6 +106,50 @@ class Builder:
                 "topic": message.topic, "files": sorted(names.values())}
 
 
+class Composer:
+    """Serves composes of container images and announces them, one at a time."""
+
+    def __init__(self, hub: KojiHub, directory: pathlib.Path, arches: list[str]) -> None:
+        self.hub = hub
+        self.directory = directory
+        self.arches = arches
+        self._lock = threading.Lock()
+
+    def compose(self, compose_id: str) -> dict[str, Any]:
+        from standins.container_archives import compose_images_json, make_container_archive
+
+        m = re.fullmatch(r"Fedora-(\d{1,3}|Rawhide)-(\d{8})(?:\.n)?\.(\d+)", compose_id)
+        if m is None:
+            raise ValueError(f"{compose_id!r} is not a Fedora compose id")
+        release, version = m[1], compose_id.split("-", 2)[2]
+        with self._lock:
+            archives = {arch: make_container_archive(
+                self.directory / compose_id / f"{arch}.oci.tar.xz", arch, label=compose_id)
+                for arch in self.arches}
+            doc, files = compose_images_json(
+                compose_id, archives, image_name=f"Fedora-Container-Base-Generic-{release}-"
+                f"{version}", compose_type="nightly" if ".n." in compose_id else "production")
+            base = f"compose/{release.lower()}/{compose_id}"
+            for path, local in files.items():
+                self.hub.add_file(f"{base}/compose/{path}", local)
+            self.hub.add_file(f"{base}/compose/metadata/images.json", json.dumps(doc).encode())
+        message = announce_compose({"compose_id": compose_id, "status": "FINISHED",
+                                    "location": f"{self.hub.topurl}/{base}/compose"})
+        return {"compose_id": compose_id, "message_id": message.id, "topic": message.topic,
+                "files": sorted(p.rsplit("/", 1)[1] for p in files)}
+
+
+def announce_compose(body: dict[str, Any]) -> Any:
+    """Publish ``pungi.compose.status.change`` with Pungi's body fields (compose_id, status,
+    location); fedora-messaging's base schema, as Pungi's own messages have no schema package."""
+    from fedora_messaging import api, message
+
+    msg = message.Message(topic="pungi.compose.status.change", body=body)
+    msg.validate()
+    api.publish(msg, timeout=PUBLISH_TIMEOUT)
+    return msg
+
+
 def announce(body: dict[str, Any]) -> Any:
     """Publish ``buildsys.task.state.change`` as koji-fedoramessaging does (schema-validated)."""
     from fedora_messaging import api
@@ -109,7 +161,8 @@ def announce(body: dict[str, Any]) -> Any:
     return message
 
 
-def control_handler(hub: KojiHub, builder: Builder) -> type[http.server.BaseHTTPRequestHandler]:
+def control_handler(hub: KojiHub, builder: Builder,
+                    composer: Composer) -> type[http.server.BaseHTTPRequestHandler]:
     class Control(http.server.BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             log.info("control: " + format, *args)
@@ -130,11 +183,15 @@ def control_handler(hub: KojiHub, builder: Builder) -> type[http.server.BaseHTTP
 
         def do_POST(self) -> None:  # noqa: N802
             parts = self.path.strip("/").split("/")
-            if len(parts) != 2 or parts[0] != "finish" or not parts[1].isdigit():
-                self._json(404, {"error": "POST /finish/<task_id>"})
+            if len(parts) != 2 or not ((parts[0] == "finish" and parts[1].isdigit())
+                                       or parts[0] == "compose"):
+                self._json(404, {"error": "POST /finish/<task_id> or /compose/<compose_id>"})
                 return
             try:
-                self._json(200, builder.finish(int(parts[1])))
+                if parts[0] == "compose":
+                    self._json(200, composer.compose(parts[1]))
+                else:
+                    self._json(200, builder.finish(int(parts[1])))
             except LookupError as exc:
                 self._json(404, {"error": str(exc)})
             except ValueError as exc:
@@ -168,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     for user in hub.users:  # client certificates for every known user, ready for ssl_login
         hub.client_cert(user)
     builder = Builder(hub, images)
+    composer = Composer(hub, args.workdir / "composes", args.arches.split(","))
     control = http.server.ThreadingHTTPServer(("127.0.0.1", args.control_port),
-                                              control_handler(hub, builder))
+                                              control_handler(hub, builder, composer))
     control.daemon_threads = True
 
     def stop(signum: int, _frame: Any) -> None:

@@ -14,8 +14,11 @@ project's venv python. Everything listens on 127.0.0.1:
 - Koji: ``python -m standins.koji_service``, HTTPS hub + /kojifiles with TLS client certs on PORT+2,
   its control endpoint (POST /finish/<task>: fill + announce) on PORT+3
 - web: ``python -m http.server`` over ``www/`` (downloads + report site) on PORT+4
+- registry: ``python -m standins.registry`` (Debian's docker-registry, TLS + basic auth) on
+  PORT+5, state in ``registry/``; the Koji stand-in also serves the composes below
+  ``<topurl>/compose`` (POST /compose/<id> on its control port makes one and announces it)
 - uploader: ``fedora-messaging consume --callback=uploader.consumer:Uploader``, one service
-  (and one queue) per target
+  (and one queue) per target: aws, downloads, containers
 
 State lives in ``$FEDIMG_DEMO_DIR`` (default /tmp/fedimg-demo): ``run/<name>.json`` (PID and
 command line of each process; every process is stopped by that PID, after checking that the PID
@@ -70,6 +73,7 @@ from standins.pipeline_config import (
 )
 from standins.pipeline_parts import missing_parts
 from standins.postgres import check_postgres, database_url, drop_database
+from standins.registry import registry_answers
 
 VENV_BIN = pathlib.Path(sys.executable).parent
 REGISTERED = "Successfully registered AMQP consumer"
@@ -77,6 +81,9 @@ HTTP_TIMEOUT = 5.0
 TOPIC_PREFIX = "org.fedoraproject.demo"
 ARCHES = ["x86_64", "aarch64"]
 DEFAULT_PORT = 5380
+# the demo also runs the containers target, against its own registry
+DEMO_TARGETS = (*TARGETS, "containers")
+LATEST_RELEASE = "43"  # the demo's composes are Fedora-43-<today>.n.0: they move `latest`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +132,14 @@ class Stack:
     @property
     def www_url(self) -> str:
         return f"http://127.0.0.1:{self.port + 4}"
+
+    @property
+    def registry_host(self) -> str:
+        return f"127.0.0.1:{self.port + 5}"
+
+    @property
+    def registry_dir(self) -> pathlib.Path:
+        return self.dir("registry")
 
     # paths -------------------------------------------------------------------------------
     def dir(self, name: str) -> pathlib.Path:
@@ -239,7 +254,14 @@ def delete_our_queues(stack: Stack, queues: list[str]) -> None:
 def write_configs(stack: Stack) -> None:
     write_fedimg_config(
         stack.fedimg_config, stack.endpoints, ARCHES,
-        header="# Written by the local demo stack (standins.local_stack); rewritten at every up.\n")
+        header="# Written by the local demo stack (standins.local_stack); rewritten at every up.\n",
+        uploader={"targets": list(DEMO_TARGETS), "subvariants": ["Cloud_Base", "Container_Base"],
+                  "image_types": ["raw-xz", "container"]},
+        compose={"base_url": f"{stack.koji_topurl}/compose"},
+        containers={"latest_release": LATEST_RELEASE, "timeout": 300, "retries": 1,
+                    "registries": [{"name": stack.registry_host,
+                                    "authfile": str(stack.registry_dir / "auth.json"),
+                                    "cert_dir": str(stack.registry_dir / "certs.d")}]})
     stack.publisher_config.write_text(fedora_messaging_toml(
         exchange=stack.exchange, topic_prefix=TOPIC_PREFIX, app="fedimg-demo"))
     (stack.conf / "datanommer.toml").write_text(datanommer_toml(
@@ -269,7 +291,7 @@ class Uploader:
 def uploaders(stack: Stack) -> list[Uploader]:
     keys = uploader_routing_keys(TOPIC_PREFIX)
     return [Uploader(f"uploader-{t}", stack.queue(f"uploader-{t}"), [t], keys)
-            for t in TARGETS]
+            for t in DEMO_TARGETS]
 
 
 def services(stack: Stack) -> list[Service]:
@@ -293,6 +315,9 @@ def services(stack: Stack) -> list[Service]:
         Service("www", [py, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
                         str(stack.dir("www")), str(stack.port + 4)], env,
                 lambda s, _: _http_ok(f"{s.www_url}/")),
+        Service("registry", [py, "-m", "standins.registry", "--workdir", str(stack.registry_dir),
+                             "--port", str(stack.port + 5)], env,
+                lambda s, _: registry_answers(s.registry_dir, s.registry_host)),
     ]
     for up in uploaders(stack):
         conf = str(stack.conf / f"{up.name}.toml")
@@ -332,7 +357,7 @@ def reset(stack: Stack, say: Callable[[str], None]) -> None:
             say(f"stopped {svc.name}")
     drop_database(stack.database)
     delete_our_queues(stack, list(our_queues(stack)))
-    for path in (stack.downloads, stack.site, stack.work):
+    for path in (stack.downloads, stack.site, stack.work, stack.registry_dir):
         shutil.rmtree(path, ignore_errors=True)
     for name in ("runs", "last-run.json", "summary.txt"):  # the demo's per-generation notes
         (stack.root / name).unlink(missing_ok=True)

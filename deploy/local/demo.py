@@ -6,12 +6,16 @@
 3. the stand-in "builds" it (real disk images) and announces ``buildsys.task.state.change``,
 4. the uploader services (the real ``fedora-messaging consume`` processes, one per target) make
    AMIs in three regions of the moto server and the qcow2 + raw.tar.xz downloads,
-5. datanommer stores every message; ``fedimg-report`` rebuilds the site from datagrepper,
-6. the summary is checked against what AWS and the download directory really hold.
+5. a compose with one small container image per arch is announced; the containers service
+   pushes both to the stack's registry and makes the multi-arch manifest list
+   (deploy/local/demo_containers.py),
+6. datanommer stores every message; ``fedimg-report`` rebuilds the site from datagrepper,
+7. the summary is checked against what AWS, the download directory and the registry really hold.
 
-Running it again on the same stack re-announces the same Koji task (a duplicate delivery, as the
-bus may do) and must leave exactly the same AMIs and files. Every wait is bounded; a failure ends
-with one line naming the step, and the log to read. Exit status 0 only if everything agreed.
+Running it again on the same stack re-announces the same Koji task and compose (a duplicate
+delivery, as the bus may do) and must leave exactly the same AMIs, files and registry tags. Every
+wait is bounded; a failure ends with one line naming the step, and the log to read. Exit status
+0 only if everything agreed.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import subprocess
 import sys
 import time
 from typing import Any
+
+import demo_containers  # beside this script (deploy/local/), which is sys.path[0]
 
 from shared.files import sha256_file
 from standins import REPO_ROOT, StandinError
@@ -261,11 +267,12 @@ def check(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[str
 
 
 def inventory(amis: dict[str, list[dict[str, Any]]],
-              files: dict[str, pathlib.Path]) -> dict[str, Any]:
+              files: dict[str, pathlib.Path], tags: dict[str, str]) -> dict[str, Any]:
     """What this run left behind, to compare with the next run on the same stack."""
     return {"amis": sorted(f"{r} {a.get('Name')} {a['ImageId']}" for r, found in amis.items()
                            for a in found),
-            "files": sorted(f"{rel} {sha256_file(p)}" for rel, p in files.items())}
+            "files": sorted(f"{rel} {sha256_file(p)}" for rel, p in files.items()),
+            "tags": sorted(f"{tag} {digest}" for tag, digest in tags.items())}
 
 
 def compare(previous: dict[str, Any] | None, now: dict[str, Any], run_no: int) -> str:
@@ -273,15 +280,17 @@ def compare(previous: dict[str, Any] | None, now: dict[str, Any], run_no: int) -
         return "First run on this stack: run `make demo` again to see a repeated announcement " \
                "change nothing."
     if previous == now:
-        return (f"Same {len(now['amis'])} AMIs and {len(now['files'])} files (same bytes) as "
-                f"run {run_no - 1}: the repeated announcement changed nothing.")
-    added = sorted(set(now["amis"] + now["files"]) - set(previous["amis"] + previous["files"]))
+        return (f"Same {len(now['amis'])} AMIs, {len(now['files'])} files (same bytes) and "
+                f"{len(now['tags'])} registry tags (same digests) as run {run_no - 1}: the "
+                "repeated announcements changed nothing.")
+    before = [x for k in ("amis", "files", "tags") for x in previous.get(k, [])]
+    added = sorted(set(now["amis"] + now["files"] + now["tags"]) - set(before))
     return f"Changed since run {run_no - 1}: {', '.join(added) or 'items removed'}"
 
 
 def summary(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[str, Any]]],
             files: dict[str, pathlib.Path], topics: collections.Counter, task_id: int,
-            run_no: int, seconds: float, versus: str) -> str:
+            run_no: int, seconds: float, versus: str, compose: str) -> str:
     lines = [f"fedimg demo: OK in {seconds:.0f}s (run {run_no} on this stack; Koji task "
              f"{task_id})", ""]
     lines.append(f"site        {stack.www_url}/site/index.html   ({stack.site})")
@@ -302,14 +311,17 @@ def summary(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[s
     for rel, path in files.items():
         lines.append(f"  {path.stat().st_size:>12,}  {rel}")
     lines.append("")
+    lines += demo_containers.summary_lines(stack, compose)
+    lines.append("")
     lines.append("Topics seen this run (every one stored by datanommer, served by datagrepper):")
     for topic, n in sorted(topics.items()):
         lines.append(f"  {n:3}  {topic}")
     lines.append("")
     images = report.get("images", [])
     failures = sum(len(i.get("failures") or []) for i in images)
-    lines.append(f"Report: {len(images)} image(s) in images.json; it agrees with AWS and the "
-                 "download directory" + (f" ({failures} failure(s) of earlier attempts in "
+    lines.append(f"Report: {len(images)} image(s) in images.json; it agrees with AWS, the "
+                 "download directory and the registry" + (f" ({failures} failure(s) of earlier "
+                                                         "attempts in "
                                          "the history)." if failures else "."))
     lines.append(versus)
     lines.append("Stop the stack: make demo-stop   (state stays in "
@@ -327,36 +339,43 @@ def main() -> int:
         say("demo: FAILED: the pipeline is not complete on this checkout (see above)")
         return 1
     try:
-        say("== 1/6 local stack")
+        say("== 1/7 local stack")
         st.up(stack, say=lambda s: say("  " + s))
         purge_watch(stack)
         runs = stack.root / "runs"
         run_no = int(runs.read_text()) + 1 if runs.exists() else 1
         date = datetime.datetime.now(datetime.UTC).date()
 
-        say(f"== 2/6 fedimg-build --date {date} {JOB}")
+        say(f"== 2/7 fedimg-build --date {date} {JOB}")
         env = stack.env(FEDORA_MESSAGING_CONF=str(stack.publisher_config))
         run_step("fedimg-build", [sys.executable, "-m", "trigger.cli", "--config",
                                   str(stack.fedimg_config), "--date", str(date), JOB],
                  env, BUILD_TIMEOUT)
         task = find_weekly_task(stack, date)
 
-        say(f"== 3/6 Koji finishes task {task['id']} and announces it")
+        say(f"== 3/7 Koji finishes task {task['id']} and announces it")
         done = finish_task(stack, task["id"])
         images = [f for f in done["files"] if f.endswith(".raw.xz")]
         say(f"  {'built' if done['filled'] else 'already built'}: {', '.join(images)}")
         say(f"  announced {st.TOPIC_PREFIX}.{done['topic']} (message id {done['message_id']})")
 
-        say("== 4/6 uploader services: AWS (3 regions) and downloads")
+        say("== 4/7 uploader services: AWS (3 regions) and downloads")
         wait_consumed(stack, done["message_id"], UPLOAD_TIMEOUT)
 
-        say("== 5/6 datanommer stores every message")
+        compose = demo_containers.compose_id(date)
+        say(f"== 5/7 compose {compose} with container images, to the registry")
+        made = demo_containers.make_compose(stack, compose)
+        say(f"  {', '.join(made['files'])}")
+        say(f"  announced {st.TOPIC_PREFIX}.{made['topic']} (message id {made['message_id']})")
+        wait_consumed(stack, made["message_id"], UPLOAD_TIMEOUT)
+
+        say("== 6/7 datanommer stores every message")
         seen = drain_watch(stack)
         stored = wait_stored(stack, [m[0] for m in seen], STORE_TIMEOUT)
         topics = collections.Counter(m["topic"] for m in stored)
         say(f"  {len(stored)} message(s) of this run are in datagrepper")
 
-        say("== 6/6 fedimg-report from datagrepper")
+        say("== 7/7 fedimg-report from datagrepper")
         run_step("fedimg-report", [sys.executable, "-m", "reporter.cli", "--config",
                                    str(stack.fedimg_config), "--datagrepper",
                                    stack.datagrepper_url, "--output", str(stack.site)],
@@ -369,6 +388,7 @@ def main() -> int:
         amis = aws_images(stack)
         files = download_files(stack)
         problems = check(stack, report, amis, files)
+        problems += demo_containers.check(stack, compose, report)
         if not any(amis.values()):
             problems.append("AWS holds no AMI at all")
         if not files:
@@ -376,21 +396,21 @@ def main() -> int:
         if problems:
             for p in problems:
                 say(f"  MISMATCH: {p}")
-            raise DemoFailed(f"{len(problems)} disagreement(s) between the report, AWS and "
-                             "the downloads")
+            raise DemoFailed(f"{len(problems)} disagreement(s) between the report, AWS, "
+                             "the downloads and the registry")
         last = stack.root / "last-run.json"
-        now = inventory(amis, files)
+        now = inventory(amis, files, demo_containers.registry_state(stack))
         previous = json.loads(last.read_text()) if run_no > 1 and last.exists() else None
         versus = compare(previous, now, run_no)
         last.write_text(json.dumps(now))
         runs.write_text(str(run_no))
         text = summary(stack, report, amis, files, topics, task["id"], run_no,
-                       time.monotonic() - t0, versus)
+                       time.monotonic() - t0, versus, compose)
         (stack.root / "summary.txt").write_text(text + "\n")
         say()
         say(text)
         return 0
-    except (DemoFailed, StandinError) as exc:
+    except (DemoFailed, StandinError, demo_containers.ContainerDemoFailed) as exc:
         say(f"demo: FAILED: {exc}")
         return 1
     except TimeoutError as exc:
