@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = config_or_exit(args)
+    config = config_or_exit(args, defaults_without_file=True)
     setup_logging(args.verbose)
     source = args.datagrepper or config.reporter.datagrepper
     if not source.startswith(("http://", "https://")):
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         since = since_epoch(config.reporter.since)
     except RunError as e:
-        print(f"error: config: {config.path}: {e}", file=sys.stderr)
+        print(f"error: config: {config.path or 'built-in defaults'}: {e}", file=sys.stderr)
         return 2
     if args.explain is not None:
         return _explain(args.explain, source.rstrip("/"), config.reporter, since)
@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(args.output, source.rstrip("/"), config.reporter, full=args.full)
     except (HistoryError, RunError) as e:
-        print(f"error: {e}; {args.output} was left as it was", file=sys.stderr)
+        print(f"error: {e}; {args.output} was left as it was; run the same command again "
+              "once datagrepper answers (it reads history from the last complete report on)",
+              file=sys.stderr)
         return 1
     except OSError as e:
         print(f"error: cannot write the report: {e}; {args.output} was left as it was",

@@ -35,9 +35,10 @@ from typing import Any
 import cachetools
 import requests
 
+from reporter.times import readable
 from shared import http as shared_http
 from shared.errors import HistoryError
-from shared.http import GaveUp, IncompleteAnswer, retry_incomplete
+from shared.http import GaveUp, IncompleteAnswer, RetryNote, problem_of, retry_incomplete
 
 log = logging.getLogger(__name__)
 
@@ -103,15 +104,16 @@ class History:
         with self._lock:
             self.stats.requests += 1
 
-    def _transport_retry(self) -> None:
+    def _transport_retry(self, note: RetryNote) -> None:
         """The session is about to send a request again (5xx, timeout, connection error)."""
         self._count_request()
-        with self._lock:
-            self.stats.retries += 1
+        self._content_retry(note)
 
-    def _content_retry(self) -> None:
+    def _content_retry(self, note: RetryNote) -> None:
         with self._lock:
             self.stats.retries += 1
+        log.warning("datagrepper %s: reading %s: %s", self.base_url,
+                    getattr(self._attempts, "where", "/raw"), note)
 
     def _failed(self, where: str, problem: str) -> HistoryError:
         return HistoryError(f"datagrepper {self.base_url}/raw failed "
@@ -122,7 +124,7 @@ class History:
         try:
             resp = self.session.get(f"{self.base_url}/raw", params=params, stream=True)
         except requests.RequestException as e:  # the session has retried it already
-            raise self._failed(where, f"{type(e).__name__}: {e}") from None
+            raise self._failed(where, problem_of(e)) from None
         try:
             body = resp.content
         except requests.RequestException as e:  # body cut off while streaming
@@ -157,7 +159,7 @@ class History:
         with self._lock:
             if key in self._pages and not fresh:
                 return self._pages[key]
-        where = f"{window.category} {window.start:.0f}..{window.end:.0f} page {page}"
+        where = f"{window.category} {readable(window.start)} .. {readable(window.end)} page {page}"
 
         def attempt() -> dict[str, Any]:
             if self._abort.is_set():
@@ -171,6 +173,7 @@ class History:
             return data
 
         self._attempts.n = 0
+        self._attempts.where = where
         try:
             data = retry_incomplete(attempt, what=f"datagrepper {where}",
                                     attempts=self.retries + 1, backoff=self.backoff,
@@ -204,8 +207,9 @@ class History:
             def first_page(w: Window, fresh: bool = False) -> None:
                 pending[pool.submit(self.page, w, 1, fresh)] = ("first", w, 1)
 
-            for w in self.windows(start, end):
-                first_page(w)
+            # the first window alone first: a datagrepper that is down costs one window's retries
+            later = self.windows(start, end)
+            first_page(later.pop(0))
             try:
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -233,6 +237,8 @@ class History:
                             first_page(w, fresh=True)
                         for row in data["raw_messages"]:
                             _keep(rows, row)
+                        while later:
+                            first_page(later.pop(0))
                         if kind == "first":
                             expected[w] = data["pages"]
                             for p in range(2, data["pages"] + 1):

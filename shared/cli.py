@@ -1,12 +1,14 @@
-"""What the three console scripts share: the --config option and how config errors end a run."""
+"""What the console scripts share: the --config option and how config errors end a run."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 
-from shared.config import EXIT_CONFIG_ERROR, Config, load_config
+from shared.config import DEFAULT_PATH, ENV_VAR, EXIT_CONFIG_ERROR, Config, load_config
 from shared.errors import ConfigError
 
 
@@ -14,16 +16,34 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         metavar="FILE",
-        help="fedimg TOML config (default: $FEDIMG_CONFIG, then /etc/fedimg/fedimg.toml)",
+        help=f"fedimg TOML config (default: ${ENV_VAR}, then {DEFAULT_PATH})",
     )
 
 
-def config_or_exit(args: argparse.Namespace) -> Config:
-    """Load the config named by --config; a bad file prints one line and exits with code 2."""
+def chosen_by(args: argparse.Namespace) -> str:
+    """How the config file was chosen, said so that the reader knows how to choose another."""
+    if getattr(args, "config", None):
+        return "named by --config"
+    if os.environ.get(ENV_VAR):
+        return f"named by ${ENV_VAR}; --config FILE overrides it"
+    return f"the default; choose another with --config FILE or ${ENV_VAR}"
+
+
+def config_or_exit(args: argparse.Namespace, *, defaults_without_file: bool = False) -> Config:
+    """Load the config named by --config; a bad file prints one line and exits with code 2.
+
+    With ``defaults_without_file`` (for commands whose defaults serve on their own), a missing
+    default file that neither --config nor $FEDIMG_CONFIG named gives the built-in defaults; a
+    file that was named must exist.
+    """
+    explicit = getattr(args, "config", None)
+    if (defaults_without_file and not explicit and not os.environ.get(ENV_VAR)
+            and not Path(DEFAULT_PATH).exists()):
+        return Config()
     try:
-        return load_config(getattr(args, "config", None))
+        return load_config(explicit)
     except ConfigError as e:
-        print(f"error: config: {e}", file=sys.stderr)
+        print(f"error: config: {e} ({chosen_by(args)})", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG_ERROR) from None
 
 

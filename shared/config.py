@@ -57,6 +57,8 @@ class UploaderConfig:
     fetch_timeout: int = 60
     fetch_retries: int = 3
     decompress_timeout: int = 1800
+    # The largest raw disk an image may have (MiB): a decompression bomb is refused, not written.
+    max_disk_mib: int = 65536
     max_deliveries: int = 5
     retry_delay: int = 30
 
@@ -80,6 +82,7 @@ class AwsConfig:
     volume_type: str = "gp3"
     max_parallel_copies: int = 8
     copy_timeout: int = 2700
+    region_deadline: int = 300
     nightly_deprecation_days: int = 14
     nightly_retention_days: int = 30
     upload_workers: int = 16

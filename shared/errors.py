@@ -35,6 +35,7 @@ The tree, by family:
 from __future__ import annotations
 
 import os
+import reprlib
 
 from fedora_messaging.exceptions import Drop, Nack
 
@@ -45,7 +46,7 @@ __all__ = [
     "PermissionMissing", "PublishFailed", "RegistryError", "ReportError", "RunError", "SetupError",
     "TargetError", "TargetFailed", "TargetUnavailable", "TransientError", "TriggerError",
     "Unreadable", "UnusableIdentity", "Unwanted", "VerificationFailed", "as_error",
-    "broker_exception", "one_line",
+    "broker_exception", "one_line", "shown",
 ]
 
 
@@ -247,6 +248,33 @@ def one_line(exc: BaseException, limit: int = 500) -> str:
     """The error's type and the first line of its text, for logs and failure messages."""
     text = (str(exc).strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {text}"[:limit]
+
+
+class _Brief(reprlib.Repr):
+    """reprlib with room for a file name, and ints too long for repr() shown by their size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxstring = self.maxother = 80
+        self.maxlong = 40
+        self.maxlist = self.maxtuple = self.maxdict = self.maxset = 4
+        self.maxlevel = 3
+
+    def repr_int(self, x: int, level: int) -> str:
+        try:
+            return super().repr_int(x, level)
+        except ValueError:  # more digits than Python converts to text (sys.int_info)
+            return f"<an integer of {x.bit_length()} bits>"
+
+
+_BRIEF = _Brief()
+
+
+def shown(value: object) -> str:
+    """A value from outside (a message body, a hub answer) as it may appear in one log line:
+    a short repr, so a 10k-character, 100 MB or deeply nested field stays one readable line."""
+    text = _BRIEF.repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def as_error(exc: BaseException) -> FedimgError:

@@ -14,6 +14,10 @@ Two libraries share the work, each for what it can see:
 Every request has a (connect, read) timeout unless the caller names another one; with
 ``same_origin_redirects`` a redirect to another scheme://host:port is refused
 (``RedirectRefused``) before anything is sent there.
+
+Both call ``on_retry`` with a ``RetryNote`` (which retry of how many, the problem in a few words,
+the pause before it) once per retry they grant, so a caller can say in one line of its own words
+what is being retried; urllib3's own retry warnings are therefore left to the debug level.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ from __future__ import annotations
 import logging
 import urllib.parse
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
 import tenacity
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from shared.errors import TransientError, VerificationFailed
@@ -36,6 +42,8 @@ __all__ = [
     "MAX_REDIRECTS",
     "RETRY_STATUS",
     "RedirectRefused",
+    "RetryNote",
+    "problem_of",
     "retry_incomplete",
     "retry_policy",
     "session",
@@ -45,7 +53,24 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Timeout = float | tuple[float, float]
-OnRetry = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class RetryNote:
+    """One retry about to happen: the ``attempt``-th of at most ``retries``, ``sleep`` seconds
+    from now, because of ``problem`` (a few words: "connection refused", "HTTP 503")."""
+
+    attempt: int
+    retries: int
+    problem: str
+    sleep: float
+
+    def __str__(self) -> str:
+        when = "now" if self.sleep < 0.5 else f"in {self.sleep:.0f} s"
+        return f"{self.problem}; retry {self.attempt} of {self.retries} {when}"
+
+
+OnRetry = Callable[[RetryNote], None]
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
@@ -65,6 +90,17 @@ class RedirectRefused(VerificationFailed, requests.RequestException):
     """A redirect pointed at another scheme://host:port and was not followed."""
 
 
+class _QuietUrllib3Retries(logging.Filter):
+    """urllib3 logs every retry as a WARNING with its internal repr; ``_ObservedRetry`` says it
+    in words (or its caller does), so urllib3's line is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Retrying (")
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_QuietUrllib3Retries())
+
+
 class _ObservedRetry(Retry):
     """urllib3's Retry that calls ``on_retry`` each time it grants another attempt.
 
@@ -80,15 +116,55 @@ class _ObservedRetry(Retry):
         renewed.on_retry = self.on_retry
         return renewed
 
-    def increment(self, *args: Any, **kwargs: Any) -> _ObservedRetry:
-        renewed = super().increment(*args, **kwargs)  # raises MaxRetryError when spent
+    def increment(self, method: str | None = None, url: str | None = None,
+                  response: Any = None, error: Exception | None = None,
+                  *args: Any, **kwargs: Any) -> _ObservedRetry:
+        # raises MaxRetryError when spent
+        renewed = super().increment(method, url, response, error, *args, **kwargs)
+        done = len(renewed.history)
+        pause = renewed.get_retry_after(response) if response is not None else None
+        note = RetryNote(attempt=done, retries=done + max(0, renewed.total or 0),
+                         problem=_problem(response, error),
+                         sleep=pause if pause is not None else renewed.get_backoff_time())
         if self.on_retry is not None:
-            self.on_retry()
+            self.on_retry(note)
+        else:
+            log.warning("%s %s: %s", method, url, note)
         return renewed
 
     def get_retry_after(self, response: Any) -> float | None:
         after = super().get_retry_after(response)
         return None if after is None else min(after, MAX_RETRY_AFTER)
+
+
+def _problem(response: Any, error: Exception | None) -> str:
+    """A few words for what made urllib3 retry: the status, or the network failure."""
+    if response is not None and getattr(response, "status", None):
+        return f"HTTP {response.status}"
+    if isinstance(error, NameResolutionError):
+        return "host name not resolved"
+    cause: BaseException | None = error
+    while cause is not None:  # NewConnectionError/ProtocolError wrap the socket's error
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror[:1].lower() + cause.strerror[1:]
+        cause = cause.__cause__ or cause.__context__
+    # after the chain: urllib3's NewConnectionError is a ConnectTimeoutError too
+    if isinstance(error, ConnectTimeoutError):
+        return "no connection within the timeout"
+    if isinstance(error, ReadTimeoutError):
+        return "no answer within the timeout"
+    return type(error).__name__ if error is not None else "unknown failure"
+
+
+def problem_of(exc: BaseException) -> str:
+    """A few words for a failed request (requests wraps urllib3's reason in MaxRetryError)."""
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)
+    if isinstance(reason, Exception):
+        return _problem(None, reason)
+    if isinstance(exc, requests.Timeout):
+        return "no answer within the timeout"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def retry_policy(retries: int, *, backoff: float, on_retry: OnRetry | None = None) -> Retry:
@@ -185,11 +261,12 @@ def retry_incomplete(
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        log.warning("%s: %s; retrying in %.1f s (%d/%d)", what, exc,
-                    state.next_action.sleep if state.next_action else 0.0,
-                    state.attempt_number, attempts - 1)
+        note = RetryNote(attempt=state.attempt_number, retries=attempts - 1, problem=str(exc),
+                         sleep=state.next_action.sleep if state.next_action else 0.0)
         if on_retry is not None:
-            on_retry()
+            on_retry(note)
+        else:
+            log.warning("%s: %s", what, note)
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(IncompleteAnswer),

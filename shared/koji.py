@@ -3,7 +3,8 @@
 Every component that asks Koji about tasks and builds goes through `anonymous_session`, so the
 timeout and retry budget come from one place ([koji] timeout / retries / retry_interval), and
 every file URL is built by `path_info` under the configured `koji.topurl`, never taken from a
-message.
+message. Ids that reach the hub pass `koji_id` first: an XML-RPC client cannot even send an
+integer past 64 bits, and no Koji row has an id past the 32-bit range.
 """
 
 from __future__ import annotations
@@ -11,8 +12,22 @@ from __future__ import annotations
 import koji
 
 from shared.config import KojiConfig
+from shared.errors import BadInput, shown
 
-__all__ = ["anonymous_session", "path_info", "task_file_url", "build_image_url"]
+__all__ = ["MAX_ID", "anonymous_session", "build_image_url", "koji_id", "path_info",
+           "task_file_url"]
+
+# Koji's task, build, user and archive ids are PostgreSQL `serial` columns (int4).
+MAX_ID = 2**31 - 1
+
+
+def koji_id(value: object, what: str) -> int:
+    """`value` if it is a Koji id (an int from 1 to MAX_ID, not a bool), else BadInput saying
+    what `what` was instead; a bigger number names nothing on any hub."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        raise BadInput(f"{what} must be a Koji id (an integer from 1 to {MAX_ID}), "
+                       f"got {shown(value)}")
+    return value
 
 
 def anonymous_session(cfg: KojiConfig) -> koji.ClientSession:

@@ -185,38 +185,3 @@ def make_container_archive(
                             config_digest=config_digest, layer_digest=layer_digest,
                             sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
-
-def compose_images_json(
-    compose_id: str,
-    archives: dict[str, ContainerArchive],
-    *,
-    image_name: str,
-    subvariant: str = "Container_Base",
-    image_type: str = "container",
-    compose_type: str = "nightly",
-) -> tuple[dict, dict[str, pathlib.Path]]:
-    """(images.json, {images.json path: archive}) of a compose holding `archives` (by arch).
-
-    The entries are shaped like the Container variant of a real Fedora compose (productmd 1.2:
-    `Container/<arch>/images/<image_name>.<arch>.oci.tar.xz`, type "container", format "tar.xz",
-    size and sha256 of the file), so the uploader reads it exactly as it reads Fedora's.
-    """
-    date, _, rest = compose_id.rsplit("-", 1)[1].partition(".")
-    respin = int(rest.rsplit(".", 1)[-1])
-    images: dict[str, list[dict]] = {}
-    files: dict[str, pathlib.Path] = {}
-    for arch, archive in sorted(archives.items()):
-        suffix = ".oci.tar.xz" if archive.kind == "oci" else ".tar.xz"
-        path = f"Container/{arch}/images/{image_name}.{arch}{suffix}"
-        files[path] = archive.path
-        images[arch] = [{
-            "arch": arch, "bootable": False, "checksums": {"sha256": archive.sha256},
-            "disc_count": 1, "disc_number": 1, "format": "tar.xz", "implant_md5": None,
-            "mtime": MTIME, "path": path, "size": archive.size, "subvariant": subvariant,
-            "type": image_type, "volume_id": None,
-        }]
-    doc = {"header": {"type": "productmd.images", "version": "1.2"},
-           "payload": {"compose": {"date": date, "id": compose_id, "respin": respin,
-                                   "type": compose_type},
-                       "images": {"Container": images}}}
-    return doc, files

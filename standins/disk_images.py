@@ -375,3 +375,76 @@ def make_xz_image(raw: DiskImage, out: os.PathLike | str, preset: int = 6,
     """``compress_raw_xz`` plus the measurements tests assert against."""
     out = compress_raw_xz(raw.path, out, preset=preset, threads=threads)
     return XzImage(path=out, size=out.stat().st_size, sha256=sha256_file(out), raw=raw)
+
+
+def make_xz_bomb(out: os.PathLike | str, size: int, *, unit: int = 64 * MiB,
+                 claim: int | None = None, fill: bytes = b"\x01") -> pathlib.Path:
+    """A decompression bomb: a small, valid ``.xz`` file that decompresses to ``size`` bytes of
+    ``fill`` (not zeros: xz writes zero runs as holes, which would use no disk).
+
+    Without ``claim`` it is ``size // unit`` concatenated copies of one compressed ``unit``
+    (xz reads concatenated streams as one file), so ``xz --list`` tells the truth. With
+    ``claim`` it is one stream whose index is rewritten (same length, fresh CRC32) to say
+    ``claim`` bytes: ``xz --list`` believes it, ``xz -d`` only notices after writing it all.
+    """
+    out = pathlib.Path(out)
+    one = size if claim is not None else unit
+    if claim is None and size % unit:
+        raise ValueError(f"size {size} is not a multiple of unit {unit}")
+    # -T1: one block whose header records no sizes (the multi-threaded encoder records them)
+    proc = subprocess.Popen(["xz", "-z", "-c", "-0", "-T1", "--check=crc64"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    block = fill * (MiB // len(fill))
+    stream, _ = proc.communicate(block * (one // MiB))
+    if proc.returncode != 0:
+        raise RuntimeError(f"xz failed ({proc.returncode})")
+    if claim is not None:
+        stream = _claim_uncompressed(stream, claim)
+    with open(out, "wb") as f:
+        for _ in range(size // one):
+            f.write(stream)
+    return out
+
+
+def _vli(data: bytes, pos: int) -> tuple[int, int]:
+    """An xz variable-length integer at ``pos``: (value, position after it)."""
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _vli_bytes(value: int, length: int) -> bytes:
+    """``value`` as an xz VLI of exactly ``length`` bytes (ValueError if it does not fit)."""
+    out = bytearray()
+    for i in range(length):
+        out.append((value & 0x7F) | (0x80 if i < length - 1 else 0))
+        value >>= 7
+    if value:
+        raise ValueError("claimed size needs another VLI length")
+    if length > 1 and out[-1] == 0:
+        raise ValueError("claimed size too small for the VLI length")
+    return bytes(out)
+
+
+def _claim_uncompressed(stream: bytes, claim: int) -> bytes:
+    """One-block xz stream with its index's uncompressed size replaced by ``claim``."""
+    footer = stream[-12:]
+    if footer[-2:] != b"YZ":
+        raise ValueError("not an xz stream")
+    index_size = (struct.unpack("<I", footer[4:8])[0] + 1) * 4
+    start = len(stream) - 12 - index_size
+    index = bytearray(stream[start:len(stream) - 12])
+    records, pos = _vli(index, 1)
+    if index[0] != 0 or records != 1:
+        raise ValueError("expected an index with one record")
+    _, pos = _vli(index, pos)  # unpadded size stays
+    old_start = pos
+    _, pos = _vli(index, pos)
+    index[old_start:pos] = _vli_bytes(claim, pos - old_start)
+    index[-4:] = struct.pack("<I", zlib.crc32(bytes(index[:-4])))
+    return stream[:start] + bytes(index) + footer

@@ -19,7 +19,7 @@ What it models (see ``KojiHub``):
   defaults to ``None`` = anonymous, exactly like the real hub.
 - Files under ``/kojifiles`` (= ``topurl``): ``work/tasks/<id % 10000>/<id>/<file>`` and
   ``packages/<name>/<version>/<release>/images/<file>``, streamed from local paths, with
-  Content-Length; plus redirects, corruption and truncation on demand.
+  Content-Length; plus redirects, corruption, truncation and stalls on demand (``corrupt``).
 - Failure switches: ``hub.down = True`` (every request gets HTTP 503), ``hub.stop()`` (connection
   refused; ``hub.start()`` brings it back on the same port), ``hub.inject_fault(method, error)``,
   ``hub.delay`` (seconds to sleep before answering, for timeout tests).
@@ -62,6 +62,7 @@ TASK_STATES = koji.TASK_STATES
 BUILD_STATES = koji.BUILD_STATES
 SHA256 = koji.CHECKSUM_TYPES["sha256"]  # == 2
 
+STALL_LIMIT = 120.0  # seconds a "stall" download is held at most
 TASK_TOPIC = "buildsys.task.state.change"
 BUILD_TOPIC = "buildsys.build.state.change"
 
@@ -125,7 +126,7 @@ class HubCall:
 @dataclasses.dataclass
 class _Served:
     path: pathlib.Path
-    mode: str | None = None  # None, "flip" (same length, wrong bytes), "truncate"
+    mode: str | None = None  # None, "flip" (same length, wrong bytes), "truncate", "stall"
 
 
 class _Context(threading.local):
@@ -241,7 +242,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
-        limit = size // 2 if served.mode == "truncate" else size
+        limit = size // 2 if served.mode in ("truncate", "stall") else size
         sent = 0
         with open(served.path, "rb") as f:
             while sent < limit:
@@ -255,7 +256,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 except (BrokenPipeError, ConnectionResetError):
                     return
                 sent += len(chunk)
-        if served.mode == "truncate":
+        if served.mode == "stall":
+            self.wfile.flush()
+            hub.stalled.set()
+            hub.unstalled.wait(STALL_LIMIT)
+        if served.mode in ("truncate", "stall"):
             self.close_connection = True
 
     do_HEAD = do_GET
@@ -287,6 +292,8 @@ class KojiHub:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.down = False
         self.delay = 0.0
+        self.stalled = threading.Event()  # set while a "stall" download is held halfway
+        self.unstalled = threading.Event()  # set to let held downloads end (unanswered)
         self.current_user: str | None = None
         self.targets: set[str] | None = None  # None: any build target is accepted
         self.calls: list[HubCall] = []
@@ -485,9 +492,11 @@ class KojiHub:
         self._files.pop(self._relpath(path_or_url), None)
 
     def corrupt(self, path_or_url: str, mode: str = "flip") -> None:
-        """Serve wrong bytes: 'flip' (same length, first byte inverted) or 'truncate'
-        (full Content-Length announced, connection closed halfway)."""
-        if mode not in ("flip", "truncate", None):
+        """Serve wrong bytes: 'flip' (same length, first byte inverted), 'truncate'
+        (full Content-Length announced, connection closed halfway) or 'stall' (half the bytes,
+        then ``stalled`` is set and the download held until ``unstalled`` is set or
+        STALL_LIMIT passes: a client caught in the middle of a download)."""
+        if mode not in ("flip", "truncate", "stall", None):
             raise ValueError(mode)
         self._files[self._relpath(path_or_url)].mode = mode
 
@@ -539,6 +548,16 @@ class KojiHub:
             t["start_ts"] = t["create_ts"] + 40
         if state in (TASK_STATES["CLOSED"], TASK_STATES["FAILED"], TASK_STATES["CANCELED"]):
             t["completion_ts"] = t["completion_ts"] or t["create_ts"] + 1300
+
+    def set_task_result(self, task_id: int, result: Any) -> None:
+        """Make getTaskResult answer ``result`` for a task (anything XML-RPC can carry, and
+        strings it cannot, e.g. a NUL byte, which the client then fails to parse)."""
+        with self._lock:
+            self._results[task_id] = result
+
+    def task_result(self, task_id: int) -> Any:
+        """What getTaskResult answers for a task now (a copy may be changed and set back)."""
+        return self._results.get(task_id)
 
     def task_dir(self, task_id: int) -> str:
         """relpath of a task's output directory below topurl."""

@@ -12,13 +12,13 @@ around the hub, reduced to what the demo needs:
 - the fedora-messaging plugin: the same call announces ``buildsys.task.state.change`` (old OPEN,
   new CLOSED, body from ``KojiHub.task_state_change_body``) through fedora-messaging, i.e. to the
   exchange and topic prefix of ``$FEDORA_MESSAGING_CONF``. Calling it again for a finished task
-  only announces again: that is how the demo shows that a repeated message changes nothing.
-
-Composes live on the same file server, as Fedora's do on kojipkgs: ``POST /compose/<compose_id>``
-writes a compose holding one small real container image per arch (OCI archives made by
-standins.container_archives) with its images.json below ``<topurl>/compose/<release>/<id>/``, and
-announces ``pungi.compose.status.change`` (status FINISHED) as Pungi does; calling it again only
-announces again.
+  only announces again: that is how the demo shows that a repeated message changes nothing;
+- Pungi: ``POST /compose/<compose_id>`` lays out a compose of the same disk images below
+  ``<topurl>/compose/<release>/<compose_id>/compose/`` (``Cloud/<arch>/images/`` and a
+  ``metadata/images.json`` written with productmd, Cloud_Base raw-xz per arch, with size and
+  sha256), plus one small real container image per arch (``Container/<arch>/images/``, an OCI
+  archive from standins.container_archives, Container_Base, type "container"), and announces
+  ``pungi.compose.status.change`` with status FINISHED, as Pungi does.
 
 The hub keeps its state in memory, so the stack treats a restart of this process as a new stack.
 The PKI (CA, server cert, client certs) is made fresh at every start under ``<workdir>/pki``:
@@ -32,7 +32,9 @@ Control API (127.0.0.1 only): ``GET /health`` -> {"hub": url, "topurl": ..., "ca
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.server
+import io
 import json
 import logging
 import pathlib
@@ -75,77 +77,113 @@ class Builder:
     def __init__(self, hub: KojiHub, images: dict[str, pathlib.Path]) -> None:
         self.hub = hub
         self.images = images
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()  # one request at a time changes the hub
 
     def finish(self, task_id: int) -> dict[str, Any]:
-        """Fill (once) and close ``task_id``, then announce its completion on the bus."""
-        with self._lock:
-            task = self.hub.tasks.get(task_id)
-            if task is None:
-                raise LookupError(f"no task {task_id} on this hub")
-            if task["parent"] is not None or task["method"] != "image":
-                raise ValueError(f"task {task_id} is not an image parent task ({task['method']})")
-            filled = False
-            name, version, arches, target, _tree, opts = task["request"]
-            release = opts.get("release")
-            if not release:
-                raise ValueError(f"task {task_id} has no release in its opts")
-            names = {a: f"{name}-{version}-{release}.{a}.raw.xz" for a in arches}
-            if task["state"] != TASK_STATES["CLOSED"]:
-                missing = [a for a in arches if a not in self.images]
-                if missing:
-                    raise ValueError(f"no demo image for arch(es) {missing}")
-                files = {a: {names[a]: self.images[a]} for a in arches}
-                self.hub.add_image_task(name, version, release, arches, files, task_id=task_id,
-                                        target=target, scratch=bool(opts.get("scratch")),
-                                        opts=opts)
-                filled = True
-            body = self.hub.task_state_change_body(task_id, old="OPEN", new="CLOSED")
+        """Fill (once) and close ``task_id``, then announce its completion on the bus.
+
+        The caller holds ``self.lock`` (one request at a time changes the hub)."""
+        task = self.hub.tasks.get(task_id)
+        if task is None:
+            raise LookupError(f"no task {task_id} on this hub")
+        if task["parent"] is not None or task["method"] != "image":
+            raise ValueError(f"task {task_id} is not an image parent task ({task['method']})")
+        filled = False
+        name, version, arches, target, _tree, opts = task["request"]
+        release = opts.get("release")
+        if not release:
+            raise ValueError(f"task {task_id} has no release in its opts")
+        names = {a: f"{name}-{version}-{release}.{a}.raw.xz" for a in arches}
+        if task["state"] != TASK_STATES["CLOSED"]:
+            missing = [a for a in arches if a not in self.images]
+            if missing:
+                raise ValueError(f"no demo image for arch(es) {missing}")
+            files = {a: {names[a]: self.images[a]} for a in arches}
+            self.hub.add_image_task(name, version, release, arches, files, task_id=task_id,
+                                    target=target, scratch=bool(opts.get("scratch")),
+                                    opts=opts)
+            filled = True
+        body = self.hub.task_state_change_body(task_id, old="OPEN", new="CLOSED")
         message = announce(body)
         return {"task_id": task_id, "filled": filled, "message_id": message.id,
                 "topic": message.topic, "files": sorted(names.values())}
 
 
-class Composer:
-    """Serves composes of container images and announces them, one at a time."""
+# production composes only: Fedora-<release>-<YYYYMMDD>.<respin> (what a release candidate is)
+COMPOSE_ID = re.compile(r"Fedora-(?P<release>\d{1,3})-(?P<date>\d{8})\.(?P<respin>\d{1,3})")
 
-    def __init__(self, hub: KojiHub, directory: pathlib.Path, arches: list[str]) -> None:
-        self.hub = hub
-        self.directory = directory
-        self.arches = arches
-        self._lock = threading.Lock()
 
-    def compose(self, compose_id: str) -> dict[str, Any]:
-        from standins.container_archives import compose_images_json, make_container_archive
+def compose(hub: KojiHub, images: dict[str, pathlib.Path], compose_id: str) -> dict[str, Any]:
+    """Lay out production compose ``compose_id`` of the demo images and announce it FINISHED."""
+    import productmd.images
 
-        m = re.fullmatch(r"Fedora-(\d{1,3}|Rawhide)-(\d{8})(?:\.n)?\.(\d+)", compose_id)
-        if m is None:
-            raise ValueError(f"{compose_id!r} is not a Fedora compose id")
-        release, version = m[1], compose_id.split("-", 2)[2]
-        with self._lock:
-            archives = {arch: make_container_archive(
-                self.directory / compose_id / f"{arch}.oci.tar.xz", arch, label=compose_id)
-                for arch in self.arches}
-            doc, files = compose_images_json(
-                compose_id, archives, image_name=f"Fedora-Container-Base-Generic-{release}-"
-                f"{version}", compose_type="nightly" if ".n." in compose_id else "production")
-            base = f"compose/{release.lower()}/{compose_id}"
-            for path, local in files.items():
-                self.hub.add_file(f"{base}/compose/{path}", local)
-            self.hub.add_file(f"{base}/compose/metadata/images.json", json.dumps(doc).encode())
-        message = announce_compose({"compose_id": compose_id, "status": "FINISHED",
-                                    "location": f"{self.hub.topurl}/{base}/compose"})
-        return {"compose_id": compose_id, "message_id": message.id, "topic": message.topic,
-                "files": sorted(p.rsplit("/", 1)[1] for p in files)}
+    m = COMPOSE_ID.fullmatch(compose_id)
+    if m is None:
+        raise ValueError(f"{compose_id!r} is not a production compose id Fedora-NN-YYYYMMDD.N")
+    release = m["release"]
+    top = f"compose/{release}/{compose_id}/compose"
+    meta = productmd.images.Images()
+    meta.header.version = "1.2"
+    meta.compose.id = compose_id
+    meta.compose.type = "production"
+    meta.compose.date = m["date"]
+    meta.compose.respin = int(m["respin"])
+    files = []
+    for arch, source in sorted(images.items()):
+        filename = f"Fedora-Cloud-Base-{release}-{m['date']}.{m['respin']}.{arch}.raw.xz"
+        path = f"Cloud/{arch}/images/{filename}"
+        hub.add_file(f"{top}/{path}", source)
+        image = productmd.images.Image(meta)
+        image.path, image.arch, image.type, image.format = path, arch, "raw-xz", "raw.xz"
+        image.subvariant, image.size, image.mtime = "Cloud_Base", source.stat().st_size, 0
+        image.checksums = {"sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
+        image.volume_id, image.implant_md5, image.bootable = None, None, False
+        image.disc_number = image.disc_count = 1
+        meta.add("Cloud", arch, image)
+        files.append(filename)
+        files.append(_container_image(hub, meta, top, compose_id, arch))
+    listing = io.StringIO()
+    meta.dump(listing)
+    hub.add_file(f"{top}/metadata/images.json", listing.getvalue().encode())
+    location = f"{hub.topurl}/{top}"
+    message = announce_compose({
+        "status": "FINISHED", "compose_id": compose_id, "compose_type": "production",
+        "compose_date": m["date"], "compose_respin": int(m["respin"]),
+        "compose_label": f"RC-{m['date']}.{m['respin']}", "release_short": "Fedora",
+        "release_name": "Fedora", "release_version": release, "release_type": "ga",
+        "release_is_layered": False, "location": location})
+    return {"compose_id": compose_id, "message_id": message.id, "topic": message.topic,
+            "files": files}
+
+
+def _container_image(hub: KojiHub, meta: Any, top: str, compose_id: str, arch: str) -> str:
+    """The compose's Container_Base image of ``arch``: made once (the same bytes for the same
+    compose id), served, and listed in images.json as pungi lists Fedora's."""
+    import productmd.images
+
+    from standins.container_archives import make_container_archive
+
+    release, version = compose_id.split("-", 2)[1:]
+    filename = f"Fedora-Container-Base-Generic-{release}-{version}.{arch}.oci.tar.xz"
+    local = hub.workdir / "composes" / compose_id / filename
+    archive = make_container_archive(local, arch, label=compose_id)
+    path = f"Container/{arch}/images/{filename}"
+    hub.add_file(f"{top}/{path}", local)
+    image = productmd.images.Image(meta)
+    image.path, image.arch, image.type, image.format = path, arch, "container", "tar.xz"
+    image.subvariant, image.size, image.mtime = "Container_Base", archive.size, 0
+    image.checksums = {"sha256": archive.sha256}
+    image.volume_id, image.implant_md5, image.bootable = None, None, False
+    image.disc_number = image.disc_count = 1
+    meta.add("Container", arch, image)
+    return filename
 
 
 def announce_compose(body: dict[str, Any]) -> Any:
-    """Publish ``pungi.compose.status.change`` with Pungi's body fields (compose_id, status,
-    location); fedora-messaging's base schema, as Pungi's own messages have no schema package."""
+    """Publish ``pungi.compose.status.change`` as Pungi's fedora-messaging notifier does."""
     from fedora_messaging import api, message
 
     msg = message.Message(topic="pungi.compose.status.change", body=body)
-    msg.validate()
     api.publish(msg, timeout=PUBLISH_TIMEOUT)
     return msg
 
@@ -161,8 +199,7 @@ def announce(body: dict[str, Any]) -> Any:
     return message
 
 
-def control_handler(hub: KojiHub, builder: Builder,
-                    composer: Composer) -> type[http.server.BaseHTTPRequestHandler]:
+def control_handler(hub: KojiHub, builder: Builder) -> type[http.server.BaseHTTPRequestHandler]:
     class Control(http.server.BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             log.info("control: " + format, *args)
@@ -183,15 +220,16 @@ def control_handler(hub: KojiHub, builder: Builder,
 
         def do_POST(self) -> None:  # noqa: N802
             parts = self.path.strip("/").split("/")
-            if len(parts) != 2 or not ((parts[0] == "finish" and parts[1].isdigit())
-                                       or parts[0] == "compose"):
+            if len(parts) == 2 and parts[0] == "compose":
+                action = lambda: compose(hub, builder.images, parts[1])  # noqa: E731
+            elif len(parts) == 2 and parts[0] == "finish" and parts[1].isdigit():
+                action = lambda: builder.finish(int(parts[1]))  # noqa: E731
+            else:
                 self._json(404, {"error": "POST /finish/<task_id> or /compose/<compose_id>"})
                 return
             try:
-                if parts[0] == "compose":
-                    self._json(200, composer.compose(parts[1]))
-                else:
-                    self._json(200, builder.finish(int(parts[1])))
+                with builder.lock:
+                    self._json(200, action())
             except LookupError as exc:
                 self._json(404, {"error": str(exc)})
             except ValueError as exc:
@@ -225,9 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     for user in hub.users:  # client certificates for every known user, ready for ssl_login
         hub.client_cert(user)
     builder = Builder(hub, images)
-    composer = Composer(hub, args.workdir / "composes", args.arches.split(","))
     control = http.server.ThreadingHTTPServer(("127.0.0.1", args.control_port),
-                                              control_handler(hub, builder, composer))
+                                              control_handler(hub, builder))
     control.daemon_threads = True
 
     def stop(signum: int, _frame: Any) -> None:

@@ -83,7 +83,7 @@ ARCHES = ["x86_64", "aarch64"]
 DEFAULT_PORT = 5380
 # the demo also runs the containers target, against its own registry
 DEMO_TARGETS = (*TARGETS, "containers")
-LATEST_RELEASE = "43"  # the demo's composes are Fedora-43-<today>.n.0: they move `latest`
+LATEST_RELEASE = "44"  # the release of the demo's candidate composes: they move `latest`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,7 +257,6 @@ def write_configs(stack: Stack) -> None:
         header="# Written by the local demo stack (standins.local_stack); rewritten at every up.\n",
         uploader={"targets": list(DEMO_TARGETS), "subvariants": ["Cloud_Base", "Container_Base"],
                   "image_types": ["raw-xz", "container"]},
-        compose={"base_url": f"{stack.koji_topurl}/compose"},
         containers={"latest_release": LATEST_RELEASE, "timeout": 300, "retries": 1,
                     "registries": [{"name": stack.registry_host,
                                     "authfile": str(stack.registry_dir / "auth.json"),
@@ -408,9 +407,20 @@ def up(stack: Stack, say: Callable[[str], None] = print,
     return state
 
 
-def down(stack: Stack, say: Callable[[str], None] = print) -> None:
+def down(stack: Stack, say: Callable[[str], None] = print) -> list[tuple[str, int]]:
+    """Stop every process of the stack by its PID; returns (name, pid) of those stopped."""
+    stopped = []
     for svc in reversed(services(stack)):
-        say(f"{svc.name}: {'stopped' if stop(stack, svc.name) else 'not running'}")
+        pid = running_pid(stack, svc.name)
+        if stop(stack, svc.name) and pid is not None:
+            stopped.append((svc.name, pid))
+            say(f"stopped {svc.name} (pid {pid})")
+    if stopped:
+        say(f"stack down: stopped {len(stopped)} processes; the database {stack.database}, "
+            f"the queues and the files in {stack.root} stay for the next `make demo`")
+    else:
+        say(f"stack down: nothing of the stack in {stack.root} was running")
+    return stopped
 
 
 def status(stack: Stack) -> int:

@@ -162,6 +162,15 @@ class MotoAWS:
             service, region_name=region or self.region, config=boto_config(**config)
         )
 
+    def direct_client(self, service: str, region: str | None = None, **config: Any) -> Any:
+        """Like ``client``, but always to the moto server itself, whatever AWS_ENDPOINT_URL
+        says: for checking moto's state while the code under test goes through a fault proxy."""
+        import boto3
+
+        return boto3.session.Session().client(
+            service, region_name=region or self.region, endpoint_url=self.endpoint_url,
+            config=boto_config(**config))
+
     def reset(self) -> None:
         """Wipe moto's state."""
         self.server.reset()

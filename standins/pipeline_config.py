@@ -21,6 +21,7 @@ from standins.amqp import fedora_messaging_toml
 REGIONS = ["us-east-1", "us-east-2", "eu-west-1"]
 TARGETS = ("aws", "downloads")
 JOB = "cloud-base-rawhide-weekly"
+NIGHTLY_JOB = "cloud-base-rawhide-nightly"
 # What the uploader listens to (after the topic prefix): Koji task/build completion, finished
 # composes.
 UPLOADER_TOPICS = ("buildsys.task.state.change", "buildsys.build.state.change",
@@ -57,7 +58,8 @@ def fedimg_settings(ep: Endpoints) -> dict[str, dict[str, Any]]:
                      "subvariants": ["Cloud_Base"], "image_types": ["raw-xz"],
                      "fetch_timeout": 30, "fetch_retries": 2, "retry_delay": 1,
                      "max_deliveries": 5},
-        "compose": {"base_url": ep.koji_topurl.rsplit("/", 1)[0] + "/compose"},
+        # the Koji stand-in serves composes below its files, as kojipkgs does below /compose
+        "compose": {"base_url": ep.koji_topurl + "/compose"},
         "aws": {"base_region": REGIONS[0], "regions": REGIONS, "public": True,
                 "volume_type": "gp3", "max_parallel_copies": 3, "copy_timeout": 300},
         "downloads": {"destination": str(ep.downloads), "base_url": ep.downloads_url,
@@ -80,6 +82,11 @@ def weekly_job(arches: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def nightly_job(arches: Sequence[str]) -> dict[str, Any]:
+    """The same build as ``weekly_job``, every night (release ``<date>.n.<respin>``)."""
+    return {**weekly_job(arches), "name": NIGHTLY_JOB, "schedule": "nightly"}
+
+
 def render_fedimg_toml(ep: Endpoints, arches: Sequence[str],
                        **overrides: Mapping[str, Any]) -> str:
     """fedimg.toml text; ``overrides`` replace keys per section (uploader={"targets": ["aws"]})
@@ -87,7 +94,8 @@ def render_fedimg_toml(ep: Endpoints, arches: Sequence[str],
     settings = fedimg_settings(ep)
     for section, values in overrides.items():
         settings[section] = {**settings.get(section, {}), **values}
-    return tomli_w.dumps({**settings, "trigger": {"jobs": [weekly_job(arches)]}})
+    return tomli_w.dumps({**settings, "trigger": {"jobs": [weekly_job(arches),
+                                                           nightly_job(arches)]}})
 
 
 def write_fedimg_config(path: pathlib.Path, ep: Endpoints, arches: Sequence[str],

@@ -47,3 +47,15 @@ def test_wheel_holds_templates_and_static_files_and_builds_without_warnings(tmp_
             for p in (ROOT / d).iterdir() if p.is_file()}
     assert {"reporter/templates/base.html", "reporter/static/site.js"} <= data
     assert data <= names, sorted(data - names)
+
+
+def test_readme_lists_exactly_the_system_packages_ensure_system_installs():
+    script = (ROOT / "deploy" / "local" / "ensure-system.sh").read_text()
+    installed = set(re.findall(r"^\s*\[([a-z0-9][a-z0-9.+-]*)\]=/", script, re.MULTILINE))
+    readme = (ROOT / "README.md").read_text()
+    listed = re.search(r"`deploy/local/ensure-system\.sh`:\s*([^)]*)\)", readme)
+    assert listed, "README no longer names ensure-system.sh with its package list"
+    named = {p.strip() for p in listed.group(1).replace("\n", " ").split(",")}
+    assert installed and named == installed, (
+        f"only in ensure-system.sh: {sorted(installed - named)}; "
+        f"only in README: {sorted(named - installed)}")

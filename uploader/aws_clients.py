@@ -8,12 +8,20 @@ throttling, 5xx and connection errors with jittered exponential backoff, bounded
 waiters. `retry_on_codes` (tenacity) covers the one wait botocore knows nothing about: EBS
 answering "no such snapshot" for a while right after start_snapshot.
 
+A region's work can be put under a `Deadline` (`ClientFactory.limit`): from then on every
+attempt botocore is about to send to that region (first tries, retries and waiter polls alike)
+raises AwsTimeout once the deadline has passed. A region that stops answering therefore holds its
+thread for at most the attempt in flight when the deadline passed (connect_timeout +
+read_timeout), never for max_attempts more.
+
 `aws_error` turns whatever an AWS call raised into a class of shared.errors, so callers read
 `kind` and `retryable` from the error and never classify botocore exceptions themselves.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +36,7 @@ from shared.config import AwsConfig
 from shared.errors import AwsError, AwsTimeout, AwsTransient, FedimgError, as_error, one_line
 
 __all__ = [
-    "THROTTLING_CODES", "TRANSIENT_CODES", "ClientFactory", "aws_error", "error_code",
+    "THROTTLING_CODES", "TRANSIENT_CODES", "ClientFactory", "Deadline", "aws_error", "error_code",
     "retry_on_codes",
 ]
 
@@ -49,6 +57,24 @@ TRANSIENT_CODES = THROTTLING_CODES | {
 _DEFAULT_POOL = 10
 
 
+@dataclasses.dataclass(frozen=True)
+class Deadline:
+    """`seconds` from `start` (time.monotonic), for the work of one region."""
+
+    seconds: float
+    what: str
+    start: float = dataclasses.field(default_factory=time.monotonic)
+
+    def remaining(self) -> float:
+        return self.start + self.seconds - time.monotonic()
+
+    def passed(self) -> bool:
+        return self.remaining() <= 0
+
+    def error(self) -> AwsTimeout:
+        return AwsTimeout(f"{self.what}: not done within {self.seconds:g} s")
+
+
 class ClientFactory:
     """One client per (service, region), shared by threads (botocore clients are thread-safe)."""
 
@@ -56,7 +82,21 @@ class ClientFactory:
         self.session = session
         self.aws = aws
         self._clients: dict[tuple[str, str | None], Any] = {}
+        self._deadlines: dict[str, Deadline] = {}
         self._lock = threading.Lock()
+
+    def limit(self, region: str, deadline: Deadline) -> None:
+        """Every later attempt to send a request to `region` raises deadline.error() once the
+        deadline has passed (botocore does not retry it: it is no connection error)."""
+        self._deadlines[region] = deadline
+
+    def deadline(self, region: str) -> Deadline | None:
+        return self._deadlines.get(region)
+
+    def _check_deadline(self, region: str | None, **_: Any) -> None:
+        deadline = self._deadlines.get(region) if region else None
+        if deadline is not None and deadline.passed():
+            raise deadline.error()
 
     def config(self, pool: int = _DEFAULT_POOL) -> botocore.config.Config:
         return botocore.config.Config(
@@ -72,9 +112,11 @@ class ClientFactory:
         with self._lock:
             if key not in self._clients:
                 pool = self.aws.upload_workers + 2 if service == "ebs" else _DEFAULT_POOL
-                self._clients[key] = self.session.client(
-                    service, region_name=region, config=self.config(pool)
-                )
+                client = self.session.client(service, region_name=region,
+                                             config=self.config(pool))
+                client.meta.events.register(
+                    "before-send", functools.partial(self._check_deadline, region))
+                self._clients[key] = client
             return self._clients[key]
 
     def ec2(self, region: str) -> Any:

@@ -137,8 +137,7 @@ class Uploader:
         retry = [r for r in reports if r.retryable]
         if retry:
             self._retry_or_give_up(
-                message, attempt,
-                "; ".join(str(e) for r in retry for e in r.errors if e.retryable))
+                message, attempt, "; ".join(x for r in retry for x in r.retry_reasons()))
 
     def _fail(self, message: Any, attempt: int, exc: Exception) -> None:
         """Drop or Nack (bounded) as the error's class says; always raises."""

@@ -90,11 +90,16 @@ class VerifiedImage:
 @dataclasses.dataclass
 class TargetOutcome:
     """What one target handler did for one image: destinations (regions, formats) that worked
-    and those that failed. Each failure was already announced with its own message."""
+    and those that failed. Each failure was already announced with its own message.
+
+    `retryable`: the failed destinations a later attempt may well publish (a region past its
+    deadline, throttled or down); the consumer returns the message to the queue for them.
+    """
 
     target: str
     published: list[str] = dataclasses.field(default_factory=list)
     failed: list[str] = dataclasses.field(default_factory=list)
+    retryable: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:

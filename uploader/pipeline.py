@@ -65,8 +65,15 @@ class ImageReport:
 
     @property
     def retryable(self) -> bool:
-        """A later attempt may do better (only transient errors, e.g. a 503 while fetching)."""
-        return any(e.retryable for e in self.errors)
+        """A later attempt may do better (only transient errors, e.g. a 503 while fetching, or
+        a destination a target reported as retryable)."""
+        return bool(self.retry_reasons())
+
+    def retry_reasons(self) -> list[str]:
+        """One line per transient error and per retryable failed destination."""
+        reasons = [str(e) for e in self.errors if e.retryable]
+        reasons += [f"{o.target}: {d} failed" for o in self.outcomes for d in o.retryable]
+        return reasons
 
     def summary(self) -> str:
         name = self.source.identity.name

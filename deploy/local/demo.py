@@ -1,21 +1,29 @@
 #!/usr/bin/env python3
-"""``make demo``: the whole fedimg pipeline once, on the local stack, with a one-screen summary.
+"""``make demo``: the whole fedimg pipeline on the local stack, so the report shows every section.
 
 1. brings the stack up (``standins.local_stack``; reuses what runs),
-2. ``fedimg-build`` starts the weekly job on the Koji stand-in (TLS client-cert login),
-3. the stand-in "builds" it (real disk images) and announces ``buildsys.task.state.change``,
-4. the uploader services (the real ``fedora-messaging consume`` processes, one per target) make
-   AMIs in three regions of the moto server and the qcow2 + raw.tar.xz downloads,
-5. a compose with one small container image per arch is announced; the containers service
-   pushes both to the stack's registry and makes the multi-arch manifest list
+2. ``fedimg-build`` starts the weekly job (today) and the nightly job (yesterday and today) on the
+   Koji stand-in (TLS client-cert login),
+3. the stand-in "builds" them (real disk images) and announces ``buildsys.task.state.change``,
+4. the stand-in's Pungi finishes two production composes of release 44 (two release candidates,
+   respins 0 and 1, each with a disk image and a container image per arch) and announces
+   ``pungi.compose.status.change``,
+5. the uploader services (the real ``fedora-messaging consume`` processes, one per target) make
+   AMIs in three regions of the moto server and the qcow2 + raw.tar.xz downloads of each image,
+   and push each compose's container images and manifest list to the stack's registry
    (deploy/local/demo_containers.py),
-6. datanommer stores every message; ``fedimg-report`` rebuilds the site from datagrepper,
-7. the summary is checked against what AWS, the download directory and the registry really hold.
+6. release engineering promotes the second candidate with ``fedimg-announce promote`` and QE posts
+   results with ``fedimg-announce qe``,
+7. datanommer stores every message; ``fedimg-report`` rebuilds the site from datagrepper; the
+   report is checked against what AWS, the download directory and the registry really hold, and
+   the site for
+   a locator with a release, candidate, weekly and nightly section, a history page with two
+   nightlies of one family, and valid feeds.
 
-Running it again on the same stack re-announces the same Koji task and compose (a duplicate
-delivery, as the bus may do) and must leave exactly the same AMIs, files and registry tags. Every
-wait is bounded; a failure ends with one line naming the step, and the log to read. Exit status
-0 only if everything agreed.
+It ends with the URLs of the locator, a history page and the feeds. Running it again on the same
+stack re-announces the same Koji tasks and composes (duplicate deliveries, as the bus may make)
+and must leave exactly the same AMIs and files. Every wait is bounded; a failure ends with one
+line naming the step, and the log to read. Exit status 0 only if everything agreed.
 """
 
 from __future__ import annotations
@@ -23,7 +31,6 @@ from __future__ import annotations
 import collections
 import datetime
 import json
-import pathlib
 import re
 import subprocess
 import sys
@@ -32,18 +39,21 @@ from typing import Any
 
 import demo_containers  # beside this script (deploy/local/), which is sys.path[0]
 
-from shared.files import sha256_file
 from standins import REPO_ROOT, StandinError
 from standins import local_stack as st
 from standins.amqp import pika_connection
+from standins.demo_checks import aws_images, check, check_site, compare, download_files, inventory
 from standins.pidfiles import log_path, log_tail, running_pid
-from standins.pipeline_config import JOB, REGIONS, weekly_job
+from standins.pipeline_config import JOB, NIGHTLY_JOB, REGIONS, nightly_job, weekly_job
 from standins.pipeline_parts import missing_parts
 
 BUILD_TIMEOUT = 180  # seconds for fedimg-build to finish
-UPLOAD_TIMEOUT = 600  # seconds for the uploader services to handle the announcement
+UPLOAD_TIMEOUT = 600  # seconds for the uploader services to handle one announcement
 STORE_TIMEOUT = 60  # seconds for datanommer to store every message
 REPORT_TIMEOUT = 300  # seconds for fedimg-report
+ANNOUNCE_TIMEOUT = 60  # seconds for fedimg-announce
+RC_RELEASE = "44"  # the release the demo's candidates are of (a number, as production composes)
+QE_URL = "https://openqa.fedoraproject.org/tests/overview?distri=fedora&version=44"
 
 
 class DemoFailed(RuntimeError):
@@ -104,7 +114,7 @@ def drain_watch(stack: st.Stack) -> list[tuple[str, str, Any]]:
 
 
 # ------------------------------------------------------------------------------------------
-# Koji
+# Koji and Pungi
 
 
 def koji_session(stack: st.Stack) -> Any:
@@ -115,13 +125,12 @@ def koji_session(stack: st.Stack) -> Any:
         "anon_retry": True})
 
 
-def find_weekly_task(stack: st.Stack, date: datetime.date) -> dict[str, Any]:
-    """The image task fedimg-build started (or found) for the demo job on ``date``."""
-    job = weekly_job(st.ARCHES)
-    release = f"weekly.{date:%Y%m%d}"
+def find_task(stack: st.Stack, job: dict[str, Any], release: str,
+              date: datetime.date) -> dict[str, Any]:
+    """The image task fedimg-build started (or found) for ``job`` as ``release``."""
     start = datetime.datetime.combine(date, datetime.time(), datetime.UTC).timestamp()
     tasks = koji_session(stack).listTasks(
-        opts={"method": job["method"], "decode": True, "createdAfter": start},
+        opts={"method": job["method"], "decode": True, "createdAfter": start - 86400},
         queryOpts={"order": "-id"})
     for task in tasks:
         req = task.get("request") or []
@@ -132,17 +141,18 @@ def find_weekly_task(stack: st.Stack, date: datetime.date) -> dict[str, Any]:
                      f"{job['version']} {release} on the Koji stand-in")
 
 
-def finish_task(stack: st.Stack, task_id: int) -> dict[str, Any]:
+def control(stack: st.Stack, path: str) -> dict[str, Any]:
+    """POST to the Koji stand-in's control port: finish a task or a compose, and announce it."""
     import requests
 
-    resp = requests.post(f"{stack.koji_control}/finish/{task_id}", timeout=120)
+    resp = requests.post(f"{stack.koji_control}/{path}", timeout=120)
     if resp.status_code != 200:
-        raise DemoFailed(f"the Koji stand-in could not finish task {task_id}: {resp.text}")
+        raise DemoFailed(f"the Koji stand-in could not {path}: {resp.text}")
     return resp.json()
 
 
 # ------------------------------------------------------------------------------------------
-# Waiting for the uploader services
+# Waiting for the uploader services and datanommer
 
 
 def wait_consumed(stack: st.Stack, msg_id: str, timeout: float) -> None:
@@ -156,9 +166,8 @@ def wait_consumed(stack: st.Stack, msg_id: str, timeout: float) -> None:
             log = log_path(stack, name).read_text(errors="replace")
             if ok.search(log):
                 pending.discard(name)
-                say(f"  {name}: handled the announcement")
             elif dropped in log:
-                raise DemoFailed(f"{name} dropped the announcement; see "
+                raise DemoFailed(f"{name} dropped message {msg_id}; see "
                                  f"{log_path(stack, name)}:\n{log_tail(stack, name)}")
             elif running_pid(stack, name) is None:
                 raise DemoFailed(f"{name} died; see {log_path(stack, name)}:\n"
@@ -197,104 +206,18 @@ def wait_stored(stack: st.Stack, ids: list[str], timeout: float) -> list[dict[st
 
 
 # ------------------------------------------------------------------------------------------
-# What AWS, the download directory and the report hold
-
-
-def aws_images(stack: st.Stack) -> dict[str, list[dict[str, Any]]]:
-    """region -> the AMIs our account owns there (straight from the moto server)."""
-    import boto3
-    from botocore.config import Config
-
-    session = boto3.session.Session(aws_access_key_id="demo", aws_secret_access_key="demo")
-    cfg = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5,
-                 read_timeout=30)
-    out = {}
-    for region in REGIONS:
-        ec2 = session.client("ec2", region_name=region, endpoint_url=stack.moto_url, config=cfg)
-        out[region] = ec2.describe_images(Owners=["self"])["Images"]
-    return out
-
-
-def download_files(stack: st.Stack) -> dict[str, pathlib.Path]:
-    """relative path -> file, for every file under the download destination."""
-    root = stack.downloads
-    return {str(p.relative_to(root)): p for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.startswith(".")}
-
-
-def check(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[str, Any]]],
-          files: dict[str, pathlib.Path]) -> list[str]:
-    """Every disagreement between the report, AWS and the download directory (empty: none)."""
-    problems = []
-    images = report.get("images", [])
-    names = collections.Counter(i.get("name") for i in images)
-    problems += [f"report lists image {n} {c} times" for n, c in names.items() if c > 1]
-    # AWS: exactly one AMI per image name per region, and the report names exactly those.
-    reported = {(r, (v or {}).get("ami")) for i in images for r, v in (i.get("aws") or {}).items()}
-    for region, found in amis.items():
-        per_name = collections.Counter(a.get("Name") for a in found)
-        problems += [f"{region}: {c} AMIs named {n}" for n, c in per_name.items() if c > 1]
-        for ami in found:
-            if (region, ami["ImageId"]) not in reported:
-                problems.append(f"{region}: {ami['ImageId']} ({ami.get('Name')}) is not in the "
-                                "report")
-    real = {(r, a["ImageId"]) for r, found in amis.items() for a in found}
-    problems += [f"{r}: report says {a}, AWS has no such AMI" for r, a in reported - real]
-    # Downloads: every reported file exists with that size and sha256; no unreported image file.
-    base = None
-    for image in images:
-        for d in image.get("downloads") or []:
-            url = d.get("url", "")
-            rel = url.split("/downloads/", 1)[-1] if "/downloads/" in url else None
-            path = files.get(rel) if rel else None
-            if path is None:
-                problems.append(f"report lists {url}, which is not in {stack.downloads}")
-                continue
-            base = base or url[: -len(rel)]
-            if d.get("size") is not None and d["size"] != path.stat().st_size:
-                problems.append(f"{rel}: report size {d['size']}, file {path.stat().st_size}")
-            if d.get("sha256") and d["sha256"] != sha256_file(path):
-                problems.append(f"{rel}: report sha256 differs from the file's")
-    listed = {d.get("url", "").split("/downloads/", 1)[-1]
-              for i in images for d in (i.get("downloads") or [])}
-    for rel in files:
-        if "CHECKSUM" not in rel and rel not in listed:
-            problems.append(f"{rel} is in the download directory but not in the report")
-    return problems
-
-
-# ------------------------------------------------------------------------------------------
-
-
-def inventory(amis: dict[str, list[dict[str, Any]]],
-              files: dict[str, pathlib.Path], tags: dict[str, str]) -> dict[str, Any]:
-    """What this run left behind, to compare with the next run on the same stack."""
-    return {"amis": sorted(f"{r} {a.get('Name')} {a['ImageId']}" for r, found in amis.items()
-                           for a in found),
-            "files": sorted(f"{rel} {sha256_file(p)}" for rel, p in files.items()),
-            "tags": sorted(f"{tag} {digest}" for tag, digest in tags.items())}
-
-
-def compare(previous: dict[str, Any] | None, now: dict[str, Any], run_no: int) -> str:
-    if previous is None:
-        return "First run on this stack: run `make demo` again to see a repeated announcement " \
-               "change nothing."
-    if previous == now:
-        return (f"Same {len(now['amis'])} AMIs, {len(now['files'])} files (same bytes) and "
-                f"{len(now['tags'])} registry tags (same digests) as run {run_no - 1}: the "
-                "repeated announcements changed nothing.")
-    before = [x for k in ("amis", "files", "tags") for x in previous.get(k, [])]
-    added = sorted(set(now["amis"] + now["files"] + now["tags"]) - set(before))
-    return f"Changed since run {run_no - 1}: {', '.join(added) or 'items removed'}"
 
 
 def summary(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[str, Any]]],
-            files: dict[str, pathlib.Path], topics: collections.Counter, task_id: int,
-            run_no: int, seconds: float, versus: str, compose: str) -> str:
-    lines = [f"fedimg demo: OK in {seconds:.0f}s (run {run_no} on this stack; Koji task "
-             f"{task_id})", ""]
-    lines.append(f"site        {stack.www_url}/site/index.html   ({stack.site})")
-    lines.append(f"history     {stack.datagrepper_url}/raw?category=fedimg&order=asc")
+            files: dict[str, Any], topics: collections.Counter, history_page: str | None,
+            run_no: int, seconds: float, versus: str, containers: list[str]) -> str:
+    site = f"{stack.www_url}/site"
+    lines = [f"fedimg demo: OK in {seconds:.0f}s (run {run_no} on this stack)", ""]
+    lines.append(f"locator     {site}/index.html   ({stack.site})")
+    lines.append(f"history     {site}/{history_page}")
+    lines.append(f"feeds       {site}/feeds/all.atom  (and " + ", ".join(
+        f"{c}.atom" for c in ("release", "candidate", "weekly", "nightly")) + ")")
+    lines.append(f"datagrepper {stack.datagrepper_url}/raw?category=fedimg&order=asc")
     lines.append("")
     lines.append("AMIs (moto server " + stack.moto_url + "):")
     names = sorted({a.get("Name", "?") for found in amis.values() for a in found})
@@ -307,26 +230,62 @@ def summary(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[s
             cells.append(f"{','.join(ids) or '-':21}")
         lines.append(f"  {name:{width}}  " + "  ".join(cells))
     lines.append("")
-    lines.append(f"Downloads ({stack.downloads}, served at {stack.www_url}/downloads/):")
-    for rel, path in files.items():
-        lines.append(f"  {path.stat().st_size:>12,}  {rel}")
-    lines.append("")
-    lines += demo_containers.summary_lines(stack, compose)
-    lines.append("")
-    lines.append("Topics seen this run (every one stored by datanommer, served by datagrepper):")
-    for topic, n in sorted(topics.items()):
-        lines.append(f"  {n:3}  {topic}")
+    lines.append(f"Downloads: {len(files)} files in {stack.downloads}, served at "
+                 f"{stack.www_url}/downloads/")
+    lines += containers
+    lines.append("Messages of this run by kind (every one stored by datanommer, served by "
+                 "datagrepper; routing words left out):")
+    kinds: collections.Counter = collections.Counter()
+    for topic, n in topics.items():
+        kinds[re.sub(r"^(.*?\.v1(?:\.aws|\.downloads|\.container)?)\..*$", r"\1",
+                     topic.removeprefix(st.TOPIC_PREFIX + "."))] += n
+    for kind, n in sorted(kinds.items()):
+        lines.append(f"  {n:3}  {kind}")
     lines.append("")
     images = report.get("images", [])
-    failures = sum(len(i.get("failures") or []) for i in images)
-    lines.append(f"Report: {len(images)} image(s) in images.json; it agrees with AWS, the "
-                 "download directory and the registry" + (f" ({failures} failure(s) of earlier "
-                                                         "attempts in "
-                                         "the history)." if failures else "."))
+    channels = collections.Counter(i.get("channel") for i in images)
+    lines.append(f"Report: {len(images)} images (" + ", ".join(
+        f"{n} {c}" for c, n in sorted(channels.items(), key=str)) + "); it agrees with AWS, "
+        "the download directory and the registry, and the site shows every channel.")
     lines.append(versus)
     lines.append("Stop the stack: make demo-stop   (state stays in "
                  f"{stack.root}; logs in {stack.root}/logs)")
     return "\n".join(lines)
+
+
+def build(stack: st.Stack, today: datetime.date) -> list[dict[str, Any]]:
+    """Steps 2 and 3: start the Koji builds, finish them; returns what each finish announced."""
+    env = stack.env(FEDORA_MESSAGING_CONF=str(stack.publisher_config))
+    builds = [(weekly_job(st.ARCHES), JOB, today, f"weekly.{today:%Y%m%d}")]
+    for day in (today - datetime.timedelta(days=1), today):
+        builds.append((nightly_job(st.ARCHES), NIGHTLY_JOB, day, f"{day:%Y%m%d}.n.0"))
+    say(f"== 2/7 fedimg-build: {JOB} for {today}, {NIGHTLY_JOB} for the day before and {today}")
+    tasks = []
+    for job, name, day, release in builds:
+        run_step("fedimg-build", [sys.executable, "-m", "trigger.cli", "--config",
+                                  str(stack.fedimg_config), "--date", str(day), name],
+                 env, BUILD_TIMEOUT)
+        tasks.append(find_task(stack, job, release, day))
+    say("== 3/7 Koji finishes the tasks and announces each")
+    done = []
+    for task in tasks:
+        finished = control(stack, f"finish/{task['id']}")
+        say(f"  task {task['id']}: {'built' if finished['filled'] else 'already built'} "
+            f"{', '.join(f for f in finished['files'])}")
+        done.append(finished)
+    return done
+
+
+def announce(stack: st.Stack, verb: str, name: str, *extra: str) -> str:
+    """fedimg-announce VERB NAME ...; returns the id of the message it published."""
+    env = stack.env(FEDORA_MESSAGING_CONF=str(stack.publisher_config))
+    out = run_step(f"fedimg-announce {verb}", [sys.executable, "-m", "reporter.verdicts", verb,
+                                               name, "--agent", "demo", *extra],
+                   env, ANNOUNCE_TIMEOUT)
+    found = re.search(r"^published (\S+):", out, re.MULTILINE)
+    if found is None:
+        raise DemoFailed(f"fedimg-announce {verb} {name} did not say what it published")
+    return found[1]
 
 
 def main() -> int:
@@ -344,42 +303,43 @@ def main() -> int:
         purge_watch(stack)
         runs = stack.root / "runs"
         run_no = int(runs.read_text()) + 1 if runs.exists() else 1
-        date = datetime.datetime.now(datetime.UTC).date()
+        today = datetime.datetime.now(datetime.UTC).date()
 
-        say(f"== 2/7 fedimg-build --date {date} {JOB}")
-        env = stack.env(FEDORA_MESSAGING_CONF=str(stack.publisher_config))
-        run_step("fedimg-build", [sys.executable, "-m", "trigger.cli", "--config",
-                                  str(stack.fedimg_config), "--date", str(date), JOB],
-                 env, BUILD_TIMEOUT)
-        task = find_weekly_task(stack, date)
+        announced = build(stack, today)
+        say(f"== 4/7 Pungi finishes two production composes of Fedora {RC_RELEASE} "
+            "(release candidates)")
+        candidates = [f"Fedora-{RC_RELEASE}-{today:%Y%m%d}.{respin}" for respin in (0, 1)]
+        for compose_id in candidates:
+            finished = control(stack, f"compose/{compose_id}")
+            say(f"  {compose_id}: {', '.join(finished['files'])}")
+            announced.append(finished)
 
-        say(f"== 3/7 Koji finishes task {task['id']} and announces it")
-        done = finish_task(stack, task["id"])
-        images = [f for f in done["files"] if f.endswith(".raw.xz")]
-        say(f"  {'built' if done['filled'] else 'already built'}: {', '.join(images)}")
-        say(f"  announced {st.TOPIC_PREFIX}.{done['topic']} (message id {done['message_id']})")
+        say("== 5/7 uploader services: AWS (3 regions), downloads and the registry, for each "
+            "announcement")
+        for finished in announced:
+            wait_consumed(stack, finished["message_id"], UPLOAD_TIMEOUT)
+            say(f"  handled {finished['topic']} {finished['message_id']}")
 
-        say("== 4/7 uploader services: AWS (3 regions) and downloads")
-        wait_consumed(stack, done["message_id"], UPLOAD_TIMEOUT)
+        say("== 6/7 release engineering promotes the second candidate; QE reports")
+        rc1, rc2 = (f"Fedora-Cloud-Base-{c.split('-', 1)[1]}" for c in candidates)
+        for arch in st.ARCHES:
+            announce(stack, "promote", f"{rc2}.{arch}", "--note",
+                     f"Fedora {RC_RELEASE} (demo release)")
+        announce(stack, "qe", f"{rc2}.x86_64", "--result", "passed", "--suite",
+                 "openqa-cloud", "--url", QE_URL)
+        announce(stack, "qe", f"{rc1}.x86_64", "--result", "failed", "--suite",
+                 "openqa-cloud", "--url", QE_URL, "--note", "boot test timed out")
 
-        compose = demo_containers.compose_id(date)
-        say(f"== 5/7 compose {compose} with container images, to the registry")
-        made = demo_containers.make_compose(stack, compose)
-        say(f"  {', '.join(made['files'])}")
-        say(f"  announced {st.TOPIC_PREFIX}.{made['topic']} (message id {made['message_id']})")
-        wait_consumed(stack, made["message_id"], UPLOAD_TIMEOUT)
-
-        say("== 6/7 datanommer stores every message")
+        say("== 7/7 datanommer stores every message; fedimg-report from datagrepper")
         seen = drain_watch(stack)
         stored = wait_stored(stack, [m[0] for m in seen], STORE_TIMEOUT)
         topics = collections.Counter(m["topic"] for m in stored)
         say(f"  {len(stored)} message(s) of this run are in datagrepper")
-
-        say("== 7/7 fedimg-report from datagrepper")
-        run_step("fedimg-report", [sys.executable, "-m", "reporter.cli", "--config",
-                                   str(stack.fedimg_config), "--datagrepper",
+        # no --config: the defaults serve the reporter (it only needs where datagrepper is)
+        env = {k: v for k, v in stack.env().items() if k != "FEDIMG_CONFIG"}
+        run_step("fedimg-report", [sys.executable, "-m", "reporter.cli", "--datagrepper",
                                    stack.datagrepper_url, "--output", str(stack.site)],
-                 stack.env(), REPORT_TIMEOUT)
+                 env, REPORT_TIMEOUT)
         report_path = stack.site / "images.json"
         try:
             report = json.loads(report_path.read_text())
@@ -388,7 +348,9 @@ def main() -> int:
         amis = aws_images(stack)
         files = download_files(stack)
         problems = check(stack, report, amis, files)
-        problems += demo_containers.check(stack, compose, report)
+        site_problems, history_page = check_site(stack.site, report)
+        problems += site_problems
+        problems += demo_containers.check(stack, candidates, report)
         if not any(amis.values()):
             problems.append("AWS holds no AMI at all")
         if not files:
@@ -396,21 +358,21 @@ def main() -> int:
         if problems:
             for p in problems:
                 say(f"  MISMATCH: {p}")
-            raise DemoFailed(f"{len(problems)} disagreement(s) between the report, AWS, "
-                             "the downloads and the registry")
+            raise DemoFailed(f"{len(problems)} disagreement(s) between the report, the site, "
+                             "AWS, the downloads and the registry")
         last = stack.root / "last-run.json"
         now = inventory(amis, files, demo_containers.registry_state(stack))
         previous = json.loads(last.read_text()) if run_no > 1 and last.exists() else None
         versus = compare(previous, now, run_no)
         last.write_text(json.dumps(now))
         runs.write_text(str(run_no))
-        text = summary(stack, report, amis, files, topics, task["id"], run_no,
-                       time.monotonic() - t0, versus, compose)
+        text = summary(stack, report, amis, files, topics, history_page, run_no,
+                       time.monotonic() - t0, versus, demo_containers.summary_lines(stack))
         (stack.root / "summary.txt").write_text(text + "\n")
         say()
         say(text)
         return 0
-    except (DemoFailed, StandinError, demo_containers.ContainerDemoFailed) as exc:
+    except (DemoFailed, StandinError) as exc:
         say(f"demo: FAILED: {exc}")
         return 1
     except TimeoutError as exc:

@@ -19,6 +19,7 @@ declare -A PROVES=(
   [rabbitmq-server]=/usr/lib/rabbitmq/bin/rabbitmq-server
   [postgresql]=/usr/bin/pg_ctlcluster
   [chromium]=/usr/bin/chromium
+  [chromium-driver]=/usr/bin/chromedriver  # the browser tests drive Chromium through selenium
   [curl]=/usr/bin/curl
   [systemd]=/usr/bin/systemd-analyze       # tests verify deploy/systemd units with it
   [skopeo]=/usr/bin/skopeo                  # the containers target pushes with it

@@ -112,15 +112,17 @@ class Pipeline:
                                      f"{proc.stdout}\n{proc.stderr}"
         return proc
 
-    def uploader_config(self, name: str = "uploader") -> pathlib.Path:
-        """fedora-messaging config of an uploader service on its own quorum queue."""
+    def uploader_config(self, name: str = "uploader",
+                        targets: list[str] | None = None) -> pathlib.Path:
+        """fedora-messaging config of an uploader service on its own quorum queue (running
+        `targets`, default every target of fedimg.toml)."""
         queue = unique_name(name)
         self.queues.append(queue)
         path = self.root / f"{queue}.toml"
         path.write_text(uploader_toml(
             exchange=self.exchange, queue=queue, topic_prefix=PREFIX,
             fedimg_config=self.fedimg_config, app="fedimg-e2e-uploader",
-            amqp_url=self.amqp_url))
+            amqp_url=self.amqp_url, targets=targets))
         return path
 
     def finish_and_announce(self, task_id: int) -> Any:
@@ -174,30 +176,69 @@ def pipeline(pipeline_parts: None, koji_hub_tls: Any, aws: Any, amqp_exchange: s
 
 
 CRASH_HOOK = """\
-# Test-only fault injection for tests/e2e: SIGKILL this very process right after its Nth
-# EBS PutSnapshotBlock call, i.e. in the middle of uploading the snapshot. botocore registers
-# BUILTIN_HANDLERS on every Session it creates, so the uploader's own boto3 session gets it.
+# Test-only fault injection for tests/e2e: SIGKILL this very process the n-th time the point
+# named by FEDIMG_E2E_KILL_AT ("<point>#<n>") is reached. A point is a botocore event
+# (after-call.ebs.PutSnapshotBlock, before-call.ec2.RegisterImage, ...): botocore registers
+# BUILTIN_HANDLERS on every Session it creates, so the uploader's own boto3 session gets it; or
+# "publish:<topic part>" / "published:<topic part>": just before / just after fedora-messaging
+# publishes a message whose topic contains <topic part>.
 import itertools, os, signal
-from botocore import handlers
 
+_point, _, _n = os.environ["FEDIMG_E2E_KILL_AT"].rpartition("#")
 _calls = itertools.count(1)
-_kill_at = int(os.environ["FEDIMG_E2E_KILL_AT_BLOCK"])
 
 
 def _maybe_die(**_):
-    if next(_calls) == _kill_at:
+    if next(_calls) == int(_n):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-handlers.BUILTIN_HANDLERS.append(("after-call.ebs.PutSnapshotBlock", _maybe_die))
+if _point.startswith(("publish:", "published:")):
+    # fedora_messaging.api is patched once it is imported (importing it here, before
+    # `fedora-messaging consume` sets up Twisted, would install the wrong reactor)
+    import importlib.abc, importlib.util, sys
+
+    _when, _, _topic = _point.partition(":")
+
+    def _patch(api):
+        publish = api.publish
+
+        def _publish_or_die(message, *args, **kwargs):
+            if _topic in message.topic and _when == "publish":
+                _maybe_die()
+            publish(message, *args, **kwargs)
+            if _topic in message.topic and _when == "published":
+                _maybe_die()
+
+        api.publish = _publish_or_die
+
+    class _PatchApi(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name != "fedora_messaging.api":
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(name)
+            run = spec.loader.exec_module
+
+            def exec_module(module):
+                run(module)
+                _patch(module)
+
+            spec.loader.exec_module = exec_module
+            return spec
+
+    sys.meta_path.insert(0, _PatchApi())
+else:
+    from botocore import handlers
+
+    handlers.BUILTIN_HANDLERS.append((_point, _maybe_die))
 """
 
 
 @pytest.fixture
 def crash_hook(tmp_path: pathlib.Path) -> pathlib.Path:
-    """A directory whose sitecustomize.py SIGKILLs the process at the Nth uploaded block.
-
-    Put it first on PYTHONPATH and set FEDIMG_E2E_KILL_AT_BLOCK; the kill itself is real.
+    """A directory whose sitecustomize.py SIGKILLs the process at the point named by
+    FEDIMG_E2E_KILL_AT (see CRASH_HOOK). Put it first on PYTHONPATH; the kill itself is real.
     """
     d = tmp_path / "crash-hook"
     d.mkdir()

@@ -156,7 +156,7 @@ def test_uploader_sigkilled_mid_upload_finishes_from_the_redelivered_message(
     name = "Fedora-Cloud-Base-Rawhide-weekly.20261101.x86_64"
     config = pipeline.uploader_config()
     crashing = pipeline.env(PYTHONPATH=f"{crash_hook}:{REPO_ROOT}",
-                            FEDIMG_E2E_KILL_AT_BLOCK="3")
+                            FEDIMG_E2E_KILL_AT="after-call.ebs.PutSnapshotBlock#3")
     with run_consumer("uploader.consumer:Uploader", config, env=crashing) as first:
         announcement = pipeline.announce(task_id)
         wait_until(lambda: not first.alive(), FLOW_TIMEOUT, "the uploader to be killed")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from standins import StandinError
+from standins.fault_proxy import FaultProxy
 from standins.moto import (
     DEFAULT_REGION,
     MotoAWS,
@@ -52,3 +53,16 @@ def aws(
     for name, value in aws_env(moto_server.endpoint_url, tmp_path, DEFAULT_REGION).items():
         monkeypatch.setenv(name, value)
     return MotoAWS(moto_server)
+
+
+@pytest.fixture
+def fault_proxy(aws: MotoAWS, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """A FaultProxy in front of this test's moto account, with AWS_ENDPOINT_URL pointing at it:
+    boto3 clients made from now on (and child processes started with this environment) go
+    through it. ``aws.direct_client()`` still reaches moto itself. Stopped after the test."""
+    proxy = FaultProxy(aws.endpoint_url).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    try:
+        yield proxy
+    finally:
+        proxy.stop()

@@ -8,6 +8,7 @@ import json
 import koji
 import pytest
 import requests
+import urllib3
 
 from shared.files import sha256_file
 from standins.koji_hub import KojiHub
@@ -268,6 +269,24 @@ def test_redirect_and_corruption(koji_hub):
         requests.get(url, timeout=5).content  # noqa: B018
     koji_hub.remove_file(url)
     assert requests.get(url, timeout=5).status_code == 404
+
+
+def test_stall_holds_a_download_halfway_until_released(koji_hub):
+    data = bytes(range(256)) * 8192  # 2 MiB
+    url = koji_hub.add_file("work/tasks/1/1/stall.raw.xz", data)
+    koji_hub.stalled.clear()
+    koji_hub.unstalled.clear()
+    koji_hub.corrupt(url, "stall")
+    with requests.get(url, stream=True, timeout=10) as r:
+        assert int(r.headers["Content-Length"]) == len(data)
+        got = r.raw.read(len(data) // 2)
+        assert got == data[: len(data) // 2]
+        assert koji_hub.stalled.wait(10)  # held: the rest never comes until released
+        koji_hub.unstalled.set()
+        with pytest.raises(urllib3.exceptions.ProtocolError):  # then cut short
+            r.raw.read()
+    koji_hub.corrupt(url, None)
+    assert requests.get(url, timeout=5).content == data
 
 
 def test_message_bodies_match_real_samples(koji_hub, samples_dir):

@@ -95,22 +95,3 @@ def test_a_stopped_registry_keeps_its_content_when_started_again(registry,
     registry.start()
     assert registry.manifest("fedora", "1")[0] == arc.manifest_digest
 
-
-def test_compose_images_json_is_what_productmd_reads(container_archive_factory):
-    import productmd.images
-
-    from standins.container_archives import compose_images_json
-
-    archives = {a: container_archive_factory(f"{a}.oci.tar.xz", a) for a in ("x86_64", "aarch64")}
-    doc, files = compose_images_json("Fedora-43-20261207.n.0", archives,
-                                     image_name="Fedora-Container-Base-Generic-43-20261207.n.0")
-    images = productmd.images.Images()
-    images.deserialize(json.loads(json.dumps(doc)))
-    assert (images.compose.id, images.compose.type, images.compose.respin) == (
-        "Fedora-43-20261207.n.0", "nightly", 0)
-    for arch, archive in archives.items():
-        (image,) = images.images["Container"][arch]
-        assert (image.type, image.subvariant, image.size, image.checksums["sha256"]) == (
-            "container", "Container_Base", archive.size, archive.sha256)
-        assert files[image.path] == archive.path
-        assert image.path.endswith(f".{arch}.oci.tar.xz")

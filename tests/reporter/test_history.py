@@ -169,16 +169,26 @@ def test_client_errors_are_fatal_at_once():
     assert client.stats.retries == 0
 
 
-def test_dead_port_is_a_history_error_quickly():
+def test_dead_port_is_a_history_error_quickly_said_in_one_line_per_retry(caplog):
     import socket
 
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
-    client = History(f"http://127.0.0.1:{port}", retries=1, backoff=0.001, timeout=2)
-    with pytest.raises(HistoryError, match="ConnectionError"):
+    # many windows and four threads, yet a dead datagrepper costs one window's retries
+    client = History(f"http://127.0.0.1:{port}", retries=2, backoff=0.001, timeout=2,
+                     concurrency=4, window_days=30)
+    with caplog.at_level("WARNING"), \
+            pytest.raises(HistoryError, match="connection refused") as failed:
         client.fetch(1_600_000_000.0, 1_700_000_000.0)
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(lines) == 2, lines
+    assert "retry 1 of 2" in lines[0] and "retry 2 of 2" in lines[1]
+    for text in (*lines, str(failed.value)):
+        assert "connection refused" in text
+        assert "2020-09-13 12:26 UTC .. 2020-10-13" in text  # the first window, readable
+        assert "1600000000" not in text and "Retrying (" not in text
 
 
 @responses.activate

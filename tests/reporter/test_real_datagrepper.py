@@ -43,7 +43,7 @@ def tree(root: pathlib.Path) -> dict[str, str]:
         if p.is_file():
             text = p.read_text()
             text = re.sub(r'"generated": "[^"]*"', '"generated": "-"', text)
-            text = re.sub(r"Generated \S+", "Generated -", text)
+            text = re.sub(r"Generated (<time[^>]*>[^<]*</time>|\S+)", "Generated -", text)
             out[str(p.relative_to(root))] = text
     return out
 

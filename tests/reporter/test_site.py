@@ -1,151 +1,146 @@
-"""The static site in a real browser (headless Chromium): content, JS, and hostile history."""
+"""The static site as written: the locator, times, release and history pages, hostile history.
+
+What a browser makes of it (filters, copy, narrow screens) is in test_browser.py.
+"""
 
 from __future__ import annotations
 
-import copy
-import html.parser
 import json
-import pathlib
-import shutil
-import subprocess
+import re
 
 import pytest
 
-from reporter import site
-from reporter.atomic_dir import write_tree
-from reporter.fold import fold, image_records
-from reporter.outputs import history_block
-from tests.reporter.histories import OUR_NAME, as_rows, mixed_history
-
-CHROMIUM = "/usr/bin/chromium"
-EVIL_SCRIPT = "<script>document.documentElement.setAttribute('data-pwned','script')</script>"
-EVIL_IMG = "<img src=x onerror=\"document.documentElement.setAttribute('data-pwned','img')\">"
-EVIL_ATTR = "\" onmouseover=\"alert(1)\" data-x=\""
-
-
-def _chromium(tmp: pathlib.Path, page: pathlib.Path, *mode: str) -> subprocess.CompletedProcess:
-    assert shutil.which(CHROMIUM), "Debian chromium must be installed (deploy/local)"
-    profile = tmp / f"chromium-profile-{len(list(tmp.iterdir()))}"
-    return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1280,2000",
-         "--virtual-time-budget=3000", *mode, page.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )
+from reporter import site, times
+from reporter.outputs import latest
+from tests.reporter.conftest import (
+    EVIL_IMG,
+    EVIL_SCRIPT,
+    FAMILY,
+    NEWER,
+    OLDER,
+    OLDER_AMIS,
+)
+from tests.reporter.conftest import elements as _elements
+from tests.reporter.histories import DIGEST_ARM, DIGEST_LIST, DIGEST_X86, SHA_Q
 
 
-class _Elements(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict]] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-
-def _elements(dom: str) -> list[tuple[str, dict]]:
-    parser = _Elements()
-    parser.feed(dom)
-    return parser.tags
-
-
-def _hostile(images: list[dict]) -> list[dict]:
-    """Every string an attacker could put into history, made hostile (after the fold, so the
-    escaping itself is tested, not only the validation in families.py)."""
-    out = copy.deepcopy(images)
-    for img in out:
-        if img["name"] == OUR_NAME:
-            img["name"] = OUR_NAME + EVIL_SCRIPT
-            img["promoted"]["note"] = EVIL_IMG
-            img["promoted"]["agent"] = EVIL_ATTR
-            img["failures"][0]["error"] = EVIL_SCRIPT
-            img["qe"]["suites"] = {EVIL_IMG: {**img["qe"]["suites"]["openqa-cloud"],
-                                              "note": EVIL_SCRIPT}}
-            img["compose_id"] = EVIL_ATTR
-            img["cloud"] = EVIL_IMG
-        if img["gcp"]:
-            img["gcp"]["image_name"] = EVIL_SCRIPT
-            img["gcp"]["family"] = EVIL_ATTR
-        if img["name"] == "Fedora-Container-Base-40-20240501.n.0.s390x":
-            img["containers"][0]["tags"].append(EVIL_SCRIPT)
-            img["containers"][0]["repository"] = EVIL_ATTR
-    return out
-
-
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory, samples_dir_module):
-    specs, _ = mixed_history(samples_dir_module)
-    state = fold(as_rows(specs))
-    images = _hostile(image_records(state))
-    out = tmp_path_factory.mktemp("site")
-    write_tree(out, site.render(images, history_block(state, "https://dg.example.org"),
-                                "2026-11-25T12:00:00Z"))
-    return out
-
-
-@pytest.fixture(scope="module")
-def samples_dir_module():
-    return pathlib.Path(__file__).resolve().parents[1] / "data" / "samples"
-
-
-def test_templates_autoescape_every_string(rendered):
-    text = (rendered / "index.html").read_text()
+@pytest.mark.parametrize("page", ["index.html", "release-41.html",
+                                  "history/41-Cloud_Base-x86_64-release.html"])
+def test_templates_autoescape_every_string(rendered, page):
+    text = (rendered / page).read_text()
     assert EVIL_SCRIPT not in text and EVIL_IMG not in text
     assert "&lt;script&gt;document.documentElement" in text
     scripts = [a for t, a in _elements(text) if t == "script"]
-    assert scripts == [{"src": "static/site.js"}]
+    assert scripts == [{"src": ("../" if "/" in page else "") + "static/site.js"}]
     assert not [a for _, a in _elements(text) if "onerror" in a or "onmouseover" in a]
 
 
-@pytest.mark.slow
-def test_index_in_headless_chromium(rendered, tmp_path):
-    shot = tmp_path / "index.png"
-    proc = _chromium(tmp_path, rendered / "index.html", f"--screenshot={shot}")
-    assert shot.exists(), proc.stderr[-2000:]
-    data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000  # a real page, not blank
-    keep = pathlib.Path(__file__).resolve().parents[2] / "build"
-    if keep.is_dir():  # `mkdir build` to keep the screenshot for a look
-        shutil.copy(shot, keep / "report-index.png")
-
-    dom = _chromium(tmp_path, rendered / "index.html", "--dump-dom").stdout
-    tags = _elements(dom)
-    html_attrs = next(a for t, a in tags if t == "html")
-    assert html_attrs.get("data-js") == "ready", "site.js did not run"
-    assert "data-pwned" not in html_attrs
-    assert int(html_attrs["data-images"]) == len([t for t, _ in tags if t == "article"]) > 5
-    assert [a for t, a in tags if t == "script"] == [{"src": "static/site.js"}]
-    assert not [t for t, _ in tags if t == "img"]
-    # the current images, grouped by release then channel, with their facts
-    assert dom.index('id="release-Rawhide"') < dom.index('id="release-41"') < \
-        dom.index('id="release-24"')
-    launch = ("https://console.aws.amazon.com/ec2/home?region=us-east-1"
-              "#LaunchInstances:ami=ami-0a1a3731a749a16db")
-    assert launch.replace("&", "&amp;") in dom or launch in dom
-    assert 'data-copy="ami-0a1a3731a749a16db"' in dom
-    assert "★ official" in dom and "QE passed" in dom and "Release (official)" in dom
-    assert "556.3 MiB" in dom  # qcow2 size 583335936
-    assert "846574c8a97cd2d8dc1f231062d73107cc85cbbbda56335e264a46e3a6c8ab2f" in dom
-    assert "&lt;script&gt;document.documentElement" in dom  # shown as text, not run
+def _rows(dom: str) -> list[dict]:
+    """The locator's body rows: their data-* attributes, and whether the row is hidden."""
+    return [{**{k[5:]: v for k, v in a.items() if k.startswith("data-")}, "hidden": "hidden" in a}
+            for t, a in _elements(dom) if t == "tr" and "data-ami" in a]
 
 
-@pytest.mark.slow
-def test_release_page_in_headless_chromium(rendered, tmp_path):
-    page = rendered / "release-40.html"
-    dom = _chromium(tmp_path, page, "--dump-dom").stdout
-    tags = _elements(dom)
-    assert next(a for t, a in tags if t == "html").get("data-js") == "ready"
-    names = [a["data-name"] for t, a in tags if t == "article"]
-    assert "Fedora-Cloud-Base-AmazonEC2-40-20240501.n.0.aarch64" in names
-    assert "Fedora-Cloud-Base-Azure-40-20240501.n.0.x86_64" in names
-    assert all("-40-" in n for n in names)
-    assert "Nightly" in dom and "Release candidates" in dom
+def test_locator_lists_every_current_image_in_every_region(rendered, site_images):
+    text = (rendered / "index.html").read_text()
+    rows = _rows(text)
+    current = latest(site_images, by_cloud=True)
+    want = sorted((i["name"], r, i["aws"][r]["ami"]) for i in current for r in i["aws"]) + \
+        sorted((i["name"], "", "") for i in current if not i["aws"])
+    got = sorted((r["name"], r["region"], r["ami"]) for r in rows if r["region"]) + \
+        sorted((r["name"], r["region"], r["ami"]) for r in rows if not r["region"])
+    assert got == want and len(rows) > 10
+    assert not any(r["hidden"] for r in rows), "without JavaScript every row shows"
+    form = next(a for t, a in _elements(text) if t == "form")
+    assert "hidden" in form, "the filters do nothing without JavaScript, so they start hidden"
+    for row in rows:
+        if row["ami"]:
+            launch = (f"https://console.aws.amazon.com/ec2/home?region={row['region']}"
+                      f"#LaunchInstances:ami={row['ami']}")
+            assert f'href="{launch}"' in text
+            assert f'data-copy="{row["ami"]}"' in text
+    assert "556.3 MiB" in text and SHA_Q in text  # the 41 release's qcow2: size and sha256
+    # every filter box offers exactly the values of the rows
+    selects = [a["name"] for t, a in _elements(text) if t == "select"]
+    assert selects == list(site.FILTERS)
+    regions = sorted({r["region"] for r in rows} - {""})
+    assert re.search(r'<select name="region"[^>]*><option value="">all</option>' +
+                     "".join(f'<option value="{r}">{r}</option>' for r in regions), text)
+
+
+def test_times_are_shown_readable_with_the_iso_time_beside(rendered):
+    for page in (rendered / "index.html", rendered / "release-41.html"):
+        text = page.read_text()
+        times = re.findall(r'<time datetime="([^"]+)" title="([^"]+)">([^<]+)</time>', text)
+        assert len(times) > 3
+        for iso, title, shown in times:
+            assert iso == title and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", iso)
+            assert shown == f"{iso[:10]} {iso[11:16]} UTC"
+        visible = re.sub(r"<[^>]+>", " ", text)  # text outside tags and attributes
+        assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", visible), "a raw ISO time is shown"
+
+
+def test_readable_times():
+    assert times.readable("2026-12-03T00:42:17Z") == "2026-12-03 00:42 UTC"
+    assert times.readable(1_796_258_537.5) == "2026-12-03 00:42 UTC"
+    assert times.readable("not a time") == "not a time"
+    assert times.readable(None) == ""
+
+
+def test_release_pages_exist_for_every_release(rendered):
+    index = json.dumps(sorted(p.name for p in rendered.glob("release-*.html")))
+    assert index == json.dumps(sorted(
+        f"release-{r}.html" for r in ("24", "27", "40", "41", "43", "Rawhide")))
+
+
+def test_every_family_has_a_history_page_with_every_image_newest_first(rendered, site_images):
+    families = {}
+    for img in site_images:
+        families.setdefault((img["release"], img["subvariant"], img["arch"], img["channel"]),
+                            []).append(img)
+    pages = sorted(str(p.relative_to(rendered)) for p in (rendered / "history").glob("*.html"))
+    assert pages == sorted(f"history/{r}-{s}-{a}-{c}.html" for r, s, a, c in families)
+    for (release, sub, arch, channel), imgs in families.items():
+        text = (rendered / f"history/{release}-{sub}-{arch}-{channel}.html").read_text()
+        names = [a["data-name"] for t, a in _elements(text) if t == "tr" and "data-name" in a]
+        assert names == [i["name"] for i in sorted(imgs, key=lambda i: i["first_seen"],
+                                                   reverse=True)]
+
+
+def test_a_history_page_shows_earlier_images_with_their_amis_per_region(rendered):
+    text = (rendered / FAMILY).read_text()
+    tags = _elements(text)
+    rows = [a for t, a in tags if t == "tr" and "data-name" in a]
+    # the family is release x edition x arch x channel: the Azure image of that nightly is in it
+    azure = "Fedora-Cloud-Base-Azure-40-20240501.n.0.x86_64"
+    assert [r["data-name"] for r in rows] == [azure, NEWER, OLDER]
+    assert [r.get("class") for r in rows] == ["newest", None, None]
+    columns = re.findall(r'<th scope="col">([a-z]{2}-[a-z]+-\d)</th>', text)
+    assert columns == ["eu-central-1", "us-east-2", "us-west-1"]
+    body = text.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    newer_row, older_row = body.split("</tr>")[1:3]
+    cell = r'<td data-region="([^"]+)" data-label="[^"]+">(?:<code class="ami">([^<]+)</code>|—)'
+    cells = [re.findall(cell, row) for row in (newer_row, older_row)]
+    assert cells[0] == [("eu-central-1", ""), ("us-east-2", "ami-123"), ("us-west-1", "ami-321")]
+    assert cells[1] == [("eu-central-1", OLDER_AMIS["eu-central-1"]),
+                        ("us-east-2", OLDER_AMIS["us-east-2"]), ("us-west-1", "")]
+    assert "2025-05-25 12:00 UTC" in older_row  # a week before the newer one, readable
+    # each image's card is on the page too, as the anchor the locator and the feeds link to
+    assert {a["id"] for t, a in tags if t == "article"} == {azure, NEWER, OLDER}
+    assert f'href="{FAMILY}#{NEWER}"' in (rendered / "index.html").read_text()
+
+
+def test_latest_json_names_the_newest_image_of_every_history_page(rendered):
+    latest_doc = json.loads((rendered / "latest.json").read_text())["latest"]
+    assert len(latest_doc) >= 10
+    for img in latest_doc:
+        page = rendered / site.family_page(site.family_key(img))
+        newest = [a for t, a in _elements(page.read_text()) if t == "tr" and
+                  a.get("class") == "newest"]
+        assert [a["data-name"] for a in newest] == [img["name"]], page.name
 
 
 def test_container_images_show_their_pull_references_and_digests(rendered):
-    from tests.reporter.histories import DIGEST_ARM, DIGEST_LIST, DIGEST_X86
-
     page = (rendered / "release-43.html").read_text()
     for arch, digest in (("x86_64", DIGEST_X86), ("aarch64", DIGEST_ARM)):
         card = page[page.index(f'data-name="Fedora-Container-Base-Generic-43-1.6.{arch}"'):]
@@ -156,12 +151,13 @@ def test_container_images_show_their_pull_references_and_digests(rendered):
             f"{digest}</code>" in card
         assert f'data-copy="quay.io/fedora/fedora@{digest}"' in card
         assert f'title="manifest list {DIGEST_LIST}"' in card
+    locator = (rendered / "index.html").read_text()
+    for arch, digest in (("x86_64", DIGEST_X86), ("aarch64", DIGEST_ARM)):
+        assert (f'<code class="pull" title="{arch}: {digest}">quay.io/fedora/fedora:43</code> '
+                f'<button type="button" class="copy" data-copy="quay.io/fedora/fedora@{digest}"'
+                in locator)
+    assert ('<code class="pull" title="s390x: digest not reported">'
+            'registry.fedoraproject.org/fedora:40</code>') in locator
     old = (rendered / "release-40.html").read_text()
     assert "registry.fedoraproject.org/fedora:latest" in old  # fedora_image_uploader's
     assert "digest not reported" in old
-
-
-def test_release_pages_exist_for_every_release(rendered):
-    index = json.dumps(sorted(p.name for p in rendered.glob("release-*.html")))
-    assert index == json.dumps(sorted(
-        f"release-{r}.html" for r in ("24", "27", "40", "41", "43", "Rawhide")))

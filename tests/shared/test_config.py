@@ -156,7 +156,8 @@ def test_every_command_exits_2_with_one_line_on_a_bad_config(tmp_path, script):
     )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    expected = f"error: config: {path}: aws.public: expected true or false, got a string ('yes')"
+    expected = (f"error: config: {path}: aws.public: expected true or false, got a string "
+                "('yes') (named by --config)")
     assert lines == [expected]
 
 

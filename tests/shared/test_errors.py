@@ -131,3 +131,13 @@ def test_every_exception_class_of_fedimg_is_in_the_tree():
                         and not issubclass(obj, FedimgError)):
                     outside.append(f"{module.__name__}.{name}")
     assert outside == []
+
+
+def test_shown_keeps_a_value_from_outside_to_one_short_line():
+    assert errors.shown("image") == "'image'"
+    long = errors.shown("x" * 10_000)
+    assert len(long) < 100 and long.startswith("'xxx") and "..." in long
+    assert errors.shown(2**70) == str(2**70)
+    assert errors.shown(10**5000) == f"<an integer of {(10**5000).bit_length()} bits>"
+    assert "\n" not in errors.shown("a\nb\x00\u202e") and "\\x00" in errors.shown("\x00")
+    assert len(errors.shown([["y" * 500] * 100] * 100)) < 400

@@ -57,7 +57,7 @@ def serve():
 
 def _session(retries: int, retried: list[int]):
     return shared_http.session("fedimg-test", timeout=5, retries=retries, backoff=0.001,
-                               on_retry=lambda: retried.append(1))
+                               on_retry=lambda note: retried.append(note))
 
 
 def test_5xx_and_429_are_retried_until_an_answer_comes(serve):
@@ -66,6 +66,10 @@ def test_5xx_and_429_are_retried_until_an_answer_comes(serve):
     resp = _session(3, retried).get(server.url)
     assert resp.status_code == 200 and resp.content == b"ok"
     assert server.seen == [("GET", "/x")] * 3 and len(retried) == 2
+    # each retry is described for the caller's own line: which of how many, and why
+    assert [(n.attempt, n.retries, n.problem) for n in retried] == [
+        (1, 3, "HTTP 503"), (2, 3, "HTTP 429")]
+    assert str(retried[0]) == "HTTP 503; retry 1 of 3 now"
 
 
 def test_a_status_still_failing_is_handed_back_after_the_bound(serve):
@@ -110,7 +114,7 @@ def test_incomplete_answers_are_asked_again_within_the_bound():
         return "whole"
 
     assert retry_incomplete(twice_short, what="page", attempts=3, backoff=0.001,
-                            on_retry=lambda: retried.append(1)) == "whole"
+                            on_retry=lambda note: retried.append(note)) == "whole"
     assert len(calls) == 3 and len(retried) == 2
 
 

@@ -115,3 +115,18 @@ def test_every_client_follows_the_aws_config(monkeypatch):
     assert ebs.meta.config.max_pool_connections == 32  # one per upload worker, and spare
     assert factory.s3() is s3 and factory.ec2("us-east-1") is ec2
     assert factory.ec2("eu-west-1") is not ec2
+
+
+def test_a_region_past_its_deadline_sends_nothing_more(monkeypatch):
+    # nothing listens on port 9: if the request were sent, this would be a connection error
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    factory = ClientFactory(boto3.Session(aws_access_key_id="x", aws_secret_access_key="y"),
+                            dataclasses.replace(AwsConfig(), max_attempts=0))
+    factory.limit("eu-west-1", aws_clients.Deadline(0, "eu-west-1 (aws.region_deadline)"))
+    with pytest.raises(AwsTimeout, match=r"eu-west-1 \(aws.region_deadline\): not done within 0 s"):
+        factory.ec2("eu-west-1").describe_images(Owners=["self"])
+    # another region of the same factory is not limited: its request goes out (and fails)
+    with pytest.raises(botocore.exceptions.EndpointConnectionError):
+        factory.client("ec2", "us-east-1").describe_images(Owners=["self"])
+    assert factory.deadline("us-east-1") is None
+    assert not aws_clients.Deadline(60, "x").passed()

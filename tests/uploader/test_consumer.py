@@ -5,23 +5,69 @@ real .raw.xz disk images. Hostile messages must fetch nothing and leave the serv
 from __future__ import annotations
 
 import copy
+import logging
 import pathlib
 import uuid
 
 import pika
 import pytest
+from fedora_messaging.exceptions import Drop
+from fedora_messaging.message import Message
 
 from standins.amqp import delete_queues, fedora_messaging_toml, pika_connection
 from standins.koji_hub import TASK_STATES, KojiHub
 from tests.uploader.conftest import config_dict, toml_text
+from uploader.consumer import Uploader
 
 PREFIX = "org.fedoraproject.prod."
 TASK_TOPIC = PREFIX + "buildsys.task.state.change"
 BUILD_TOPIC = PREFIX + "buildsys.build.state.change"
+COMPOSE_TOPIC = PREFIX + "pungi.compose.status.change"
 ACCEPTED = "fedimg.image.accepted.v1.*"
 FAILED = "fedimg.image.failed.v1.*"
 NAME = "Fedora-Cloud-Base-Rawhide-20261125.n.0"
 CALLBACK = "uploader.consumer:Uploader"
+
+
+MALFORMED = [
+    (TASK_TOPIC, {"id": 2**63, "new": "CLOSED", "method": "image"}, "'id' must be a Koji id"),
+    (TASK_TOPIC, {"id": 2**70, "new": "CLOSED", "method": "image"}, "'id' must be a Koji id"),
+    (BUILD_TOPIC, {"build_id": 2**63, "new": 1}, "'build_id' must be a Koji id"),
+    (BUILD_TOPIC, {"build_id": 2**70, "new": 1}, "'build_id' must be a Koji id"),
+    (TASK_TOPIC, {"id": 5, "new": "CLOSED", "method": ["image"]}, "'method' must be a string"),
+    (TASK_TOPIC, {"id": 5, "new": "CLOSED", "method": {"a": 1}}, "'method' must be a string"),
+    (COMPOSE_TOPIC, {"compose_id": "Fedora-41-20241024.0", "status": ["FINISHED"]},
+     "'status' must be a string"),
+    (COMPOSE_TOPIC, {"compose_id": "Fedora-41-20241024.0", "status": {"a": 1}},
+     "'status' must be a string"),
+]
+
+
+@pytest.mark.parametrize(("topic", "body", "why"), MALFORMED)
+def test_malformed_bodies_are_dropped_at_once_with_one_line(make_config, koji_hub, caplog,
+                                                            topic, body, why):
+    emitted = []
+    uploader = Uploader(config=make_config(uploader={"retry_delay": 30}), emit=emitted.append)
+    message = Message(topic=topic, body=body, headers={"x-delivery-count": 0})
+    with caplog.at_level(logging.INFO), pytest.raises(Drop):
+        uploader(message)
+    lines = [r for r in caplog.records if r.name.startswith("uploader")]
+    assert [r.levelno for r in lines] == [logging.WARNING]
+    assert f"dropping message {message.id}" in lines[0].getMessage()
+    assert why in lines[0].getMessage() and not lines[0].exc_info
+    assert emitted == [] and koji_hub.calls == []
+
+
+def test_a_hub_answer_with_a_nul_byte_is_dropped_not_retried(make_config, koji_hub, caplog):
+    tid = koji_hub.add_image_task()
+    cid = koji_hub.tasks[tid]["children"][0]
+    koji_hub.set_task_result(cid, dict(koji_hub.task_result(cid),
+                                       files=[f"{NAME}.x86_64\x00.raw.xz"]))
+    uploader = Uploader(config=make_config(uploader={"retry_delay": 30}), emit=[].append)
+    with caplog.at_level(logging.WARNING), pytest.raises(Drop):
+        uploader(Message(topic=TASK_TOPIC, body=koji_hub.task_state_change_body(tid)))
+    assert "Koji hub sent an unreadable answer to getTaskResult" in caplog.text
+    assert "returning it to the queue" not in caplog.text
 
 
 @pytest.fixture
@@ -150,7 +196,7 @@ def _run_service_scenario(service, run_consumer, publish, bus, koji_hub, raw_xz_
                        f"ignoring unsafe file name '../../../{NAME}.x86_64.raw.xz'")
 
         expect_nothing(TASK_TOPIC, {"new": "CLOSED", "method": "image"}, "drop",
-                       "body field 'id' must be a positive integer")
+                       "body field 'id' must be a Koji id")
 
         # a body that is not JSON at all, straight onto the wire with pika
         raw_id = f"raw-{uuid.uuid4().hex[:8]}"

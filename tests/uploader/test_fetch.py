@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 import subprocess
 
 import pytest
 
 from shared.errors import BadInput, TransientError, VerificationFailed
 from shared.files import sha256_file
-from standins.disk_images import allocated_bytes, data_extents
+from standins.disk_images import MiB, allocated_bytes, data_extents, make_xz_bomb
 from standins.koji_hub import KojiHub
 from uploader.intake import build_images, fetched, task_images
 
@@ -178,6 +179,50 @@ def test_raw_and_qcow2_sources_become_sparse_raw(koji_hub, make_config, clients,
         with fetched(source, config=cfg, clients=clients) as image:
             assert sha256_file(image.raw_path) == raw_image.sha256
             assert allocated_bytes(image.raw_path) < raw_image.size // 4
+
+
+@pytest.mark.parametrize("claim", [None, 4 * MiB], ids=["honest index", "lying index"])
+def test_an_xz_bomb_is_refused_without_filling_the_work_dir(koji_hub, make_config, clients,
+                                                            tmp_path, claim, monkeypatch):
+    """1 GiB (honest) or 128 MiB (index says 4 MiB) from a few hundred KB, limit 64 MiB."""
+    cfg = make_config(uploader={"max_disk_mib": 64})
+    bomb = make_xz_bomb(tmp_path / f"{NAME}.x86_64.raw.xz",
+                        1024 * MiB if claim is None else 128 * MiB, claim=claim)
+    bid = koji_hub.add_image_build(files={"x86_64": {bomb.name: bomb}})
+    (source,) = build_images(bid, config=cfg, session=clients.koji)
+    written = []
+    real_run = clients.run
+
+    def run(args, **kwargs):  # the real tools; note how much each xz -d left on the disk
+        proc = real_run(args, **kwargs)
+        if "--decompress" in args:
+            written.append(pathlib.Path(kwargs["stdout"].name).stat().st_size)
+        return proc
+
+    monkeypatch.setattr(clients, "run", run)
+    expect = ("would be 1073741824 bytes, more than uploader.max_disk_mib" if claim is None
+              else "decompresses past uploader.max_disk_mib .64 MiB. although its index")
+    with pytest.raises(VerificationFailed, match=expect), \
+            fetched(source, config=cfg, clients=clients):
+        pytest.fail("unreachable")
+    # the honest bomb is refused from its index before xz -d runs; the liar is cut at 64 MiB
+    assert written == ([] if claim is None else [64 * MiB])
+    assert _work_entries(cfg) == []
+
+
+@pytest.mark.slow  # runs qemu-img
+def test_a_qcow2_larger_than_the_limit_is_refused_before_converting(
+        koji_hub, make_config, clients, tmp_path):
+    cfg = make_config(uploader={"image_types": ["qcow2"], "max_disk_mib": 64})
+    big = tmp_path / f"{NAME}.x86_64.qcow2"
+    subprocess.run(["qemu-img", "create", "-f", "qcow2", str(big), "100T"], check=True,
+                   capture_output=True)
+    bid = koji_hub.add_image_build(files={"x86_64": {big.name: big}})
+    (source,) = build_images(bid, config=cfg, session=clients.koji)
+    with pytest.raises(VerificationFailed, match="would be 109951162777600 bytes"), \
+            fetched(source, config=cfg, clients=clients):
+        pytest.fail("unreachable")
+    assert _work_entries(cfg) == []
 
 
 @pytest.mark.slow  # runs qemu-img

@@ -85,6 +85,15 @@ def test_target_failures_are_reported_and_never_escape(koji_hub, config, clients
     assert report.retryable  # the consumer will Nack
     assert [m.topic.split(".")[2] for m in emit.messages] == ["accepted"]  # nothing announced
 
+    def region_late(image, *, config, clients, emit):  # a region past its deadline
+        return TargetOutcome("aws", published=["us-east-1"], failed=["eu-west-1"],
+                             retryable=["eu-west-1"])
+
+    (report,) = process_images([source], config=config, clients=clients, emit=Recorder(),
+                               handlers={"aws": region_late, "downloads": partial})
+    assert report.retryable and not report.ok  # Nack: the redelivery may finish eu-west-1
+    assert report.retry_reasons() == ["aws: eu-west-1 failed"]
+
 
 def test_intake_failure_is_announced_once_and_other_images_go_on(koji_hub, config, clients,
                                                                  raw_xz_image):

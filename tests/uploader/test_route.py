@@ -75,21 +75,49 @@ def test_image_task_build_and_compose_bodies_give_their_ids(samples_dir):
             request_from_message(row["topic"], body)
 
 
+KOJI_ID = "must be a Koji id"
+
+
 @pytest.mark.parametrize(("topic", "body", "match"), [
-    (TASK, {"new": "CLOSED", "method": "image"}, "'id' must be a positive integer"),
-    (TASK, {"id": "123", "new": "CLOSED", "method": "image"}, "'id' must be a positive"),
-    (TASK, {"id": True, "new": "CLOSED", "method": "image"}, "'id' must be a positive"),
-    (TASK, {"id": -4, "new": "CLOSED", "method": "image"}, "'id' must be a positive"),
-    (TASK, {"id": 5, "new": "CLOSED"}, "no 'method'"),
-    (BUILD, {"new": 1}, "'build_id' must be a positive integer"),
+    (TASK, {"new": "CLOSED", "method": "image"}, f"'id' {KOJI_ID}.*got None"),
+    (TASK, {"id": "123", "new": "CLOSED", "method": "image"}, f"'id' {KOJI_ID}"),
+    (TASK, {"id": True, "new": "CLOSED", "method": "image"}, f"'id' {KOJI_ID}"),
+    (TASK, {"id": -4, "new": "CLOSED", "method": "image"}, f"'id' {KOJI_ID}"),
+    (TASK, {"id": 2**31, "new": "CLOSED", "method": "image"}, f"'id' {KOJI_ID}.*2147483648"),
+    (TASK, {"id": 2**63, "new": "CLOSED", "method": "image"}, f"'id' {KOJI_ID}"),
+    (TASK, {"id": 2**70, "new": "CLOSED", "method": "image"}, f"'id' {KOJI_ID}"),
+    (TASK, {"id": 1.5, "new": "CLOSED", "method": "image"}, f"'id' {KOJI_ID}"),
+    (TASK, {"id": 5, "new": "CLOSED"}, "'method' must be a string, got None"),
+    (TASK, {"id": 5, "new": "CLOSED", "method": ["image"]}, "'method' must be a string"),
+    (TASK, {"id": 5, "new": "CLOSED", "method": {"image": 1}}, "'method' must be a string"),
+    (TASK, {"id": 5, "new": ["CLOSED"], "method": "image"}, "'new' must be a string"),
+    (TASK, {"id": 5, "new": "CLOSED", "method": "image", "owner": ["releng"]},
+     "'owner' must be a string"),
+    (BUILD, {"new": 1}, f"'build_id' {KOJI_ID}"),
+    (BUILD, {"build_id": 2**63, "new": 1}, f"'build_id' {KOJI_ID}"),
+    (BUILD, {"build_id": 2**70, "new": 1}, f"'build_id' {KOJI_ID}"),
+    (BUILD, {"build_id": 5, "new": [1]}, "'new' must be a build state number"),
+    (BUILD, {"build_id": 5, "new": True}, "'new' must be a build state number"),
+    (BUILD, {"build_id": 5, "new": 1, "owner": {"name": "releng"}}, "'owner' must be a string"),
     (COMPOSE, {"status": "FINISHED"}, "needs 'compose_id' and 'status'"),
     (COMPOSE, {"compose_id": "../../x", "status": "FINISHED"}, "invalid compose id"),
+    (COMPOSE, {"compose_id": "Fedora-41-20241024.0", "status": ["FINISHED"]},
+     "'status' must be a string"),
+    (COMPOSE, {"compose_id": "Fedora-41-20241024.0", "status": {"FINISHED": 1}},
+     "'status' must be a string"),
     (TASK, ["not", "an", "object"], "not a JSON object"),
     (TASK, "text", "not a JSON object"),
 ])
 def test_malformed_bodies_are_bad_input(topic, body, match):
-    with pytest.raises(BadInput, match=match):
+    with pytest.raises(BadInput, match=match) as caught:
         request_from_message(topic, body)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_huge_field_is_named_in_a_short_line():
+    with pytest.raises(BadInput) as caught:
+        request_from_message(TASK, {"id": "9" * 10_000, "new": "CLOSED", "method": "image"})
+    assert "'id' must be a Koji id" in str(caught.value) and len(str(caught.value)) < 300
 
 
 def test_other_topics_are_unwanted_including_look_alikes():

@@ -25,10 +25,10 @@ import string
 import productmd.images
 
 from shared.config import Config
-from shared.errors import BadInput
+from shared.errors import BadInput, shown
 from shared.images import Hint
 from uploader.intake.fetch import get_small
-from uploader.intake.wanted import safe_filename, wanted_identity
+from uploader.intake.wanted import recorded_sha256, recorded_size, safe_filename, wanted_identity
 from uploader.model import Clients, ImageSource
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def valid_compose_id(compose_id: object) -> str:
     """The id if it is one plain path component, else BadInput."""
     if (not isinstance(compose_id, str) or ".." in compose_id
             or not COMPOSE_ID.fullmatch(compose_id)):
-        raise BadInput(f"invalid compose id {compose_id!r}")
+        raise BadInput(f"invalid compose id {shown(compose_id)}")
     return compose_id
 
 
@@ -113,7 +113,7 @@ def _source(image: productmd.images.Image, directory: str, compose_id: str,
             compose_type: str | None, config: Config, where: str) -> ImageSource | None:
     parts = image.path.split("/")
     if image.path.startswith("/") or any(safe_filename(p) is None for p in parts):
-        log.warning("%s: ignoring image with unsafe path %r", where, image.path)
+        log.warning("%s: ignoring image with unsafe path %s", where, shown(image.path))
         return None
     filename = parts[-1]
     hint = Hint(arch=image.arch, subvariant=image.subvariant or None, compose_id=compose_id,
@@ -121,8 +121,11 @@ def _source(image: productmd.images.Image, directory: str, compose_id: str,
     identity = wanted_identity(filename, image.type, hint, config, where)
     if identity is None:
         return None
-    sha256 = (image.checksums or {}).get("sha256")
-    if not sha256:
+    checksums = image.checksums or {}
+    if not isinstance(checksums, dict):
+        raise BadInput(f"{where}: {filename}: checksums are not a record: {shown(checksums)}")
+    sha256 = recorded_sha256(checksums.get("sha256"), f"{where}: {filename}")
+    if sha256 is None:
         log.warning("%s: %s has no sha256 in images.json; only its size is verified", where,
                     filename)
     return ImageSource(
@@ -130,7 +133,7 @@ def _source(image: productmd.images.Image, directory: str, compose_id: str,
         filename=filename,
         url=f"{directory}/compose/{image.path}",
         image_type=image.type,
-        size=image.size,
-        sha256=sha256 or None,
+        size=recorded_size(image.size, f"{where}: {filename}"),
+        sha256=sha256,
         compose_id=compose_id,
     )

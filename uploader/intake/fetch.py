@@ -15,6 +15,8 @@ Rules that keep it secure and reliable:
   a regular file, so xz itself seeks over zero runs and the raw file is SPARSE; `.raw` gets its
   holes punched with `fallocate --dig-holes`; `.qcow2` goes through `qemu-img convert -O raw`
   after refusing backing/data files (they would read local paths named by the image).
+- A decompression bomb is refused: the raw disk may be at most `uploader.max_disk_mib`, checked
+  from the xz index or qcow2 virtual size before writing, and enforced on xz by `prlimit`.
 - Everything lives in a private directory under uploader.work_dir, removed on every exit path.
 """
 
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CHUNK = 1 << 20
+MIB = 1 << 20
 BACKOFF = 0.5  # seconds before the second attempt; doubled for each further one
 # what breaks a body mid-stream: the transport retried the request, not the reading of its body
 _CUT_OFF = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
@@ -189,25 +192,63 @@ def download(
     return _until_complete(url, config, attempt)
 
 
+def xz_declared_size(src: Path, *, clients: Clients, timeout: int) -> int:
+    """Bytes an .xz file says it decompresses to (the sum of its streams' indexes), read with
+    `xz --list` without decompressing anything; VerificationFailed if it is not .xz at all."""
+    proc = clients.run(["xz", "--robot", "--list", "--", str(src)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout)
+    _check_tool(proc, "xz --list", src)
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        fields = line.split("\t")
+        if fields[0] == "totals" and len(fields) > 4 and fields[4].isdigit():
+            return int(fields[4])
+    raise VerificationFailed(f"{src.name}: xz --list gave no uncompressed size")
+
+
+def check_disk_size(src: Path, size: int, max_bytes: int) -> None:
+    """Refuse an image whose raw disk would be larger than uploader.max_disk_mib."""
+    if size > max_bytes:
+        raise VerificationFailed(f"{src.name}: its raw disk would be {size} bytes, more than "
+                                 f"uploader.max_disk_mib ({max_bytes // MIB} MiB)")
+
+
 def to_sparse_raw(src: Path, raw: Path, image_type: str, *, clients: Clients,
-                  timeout: int) -> None:
-    """Turn a verified download into a sparse raw disk image at `raw`."""
+                  timeout: int, max_bytes: int) -> None:
+    """Turn a verified download into a sparse raw disk image at `raw`, at most `max_bytes`.
+
+    The size is checked before anything is written (the xz index, the qcow2 virtual size), and
+    xz runs under `prlimit --fsize`, so even an xz file whose index lies about its size (a
+    decompression bomb) cannot write more than `max_bytes` to the work directory.
+    """
     run = clients.run
     try:
         if image_type == "raw-xz":
+            check_disk_size(src, xz_declared_size(src, clients=clients, timeout=timeout),
+                            max_bytes)
             with open(raw, "wb") as out:
                 # stdout is a regular file, so xz writes holes for zero runs itself (--sparse is
                 # its default when decompressing to a file); -T0 decodes blocks in parallel.
-                proc = run(["xz", "--decompress", "--stdout", "--threads=0", "--", str(src)],
+                proc = run(["prlimit", f"--fsize={max_bytes}", "--",
+                            "xz", "--decompress", "--format=xz", "--stdout", "--threads=0",
+                            "--", str(src)],
                            stdout=out, stderr=subprocess.PIPE, timeout=timeout)
+            if proc.returncode != 0 and raw.stat().st_size >= max_bytes:
+                raise VerificationFailed(
+                    f"{src.name}: decompresses past uploader.max_disk_mib ({max_bytes // MIB} "
+                    "MiB) although its index says less")
             _check_tool(proc, "xz", src)
         elif image_type == "raw":
+            check_disk_size(src, src.stat().st_size, max_bytes)
             os.replace(src, raw)
             proc = run(["fallocate", "--dig-holes", str(raw)], stderr=subprocess.PIPE,
                        timeout=timeout)
             _check_tool(proc, "fallocate", src)
         elif image_type == "qcow2":
-            _refuse_external_files(src, clients=clients, timeout=timeout)
+            info = _qcow2_info(src, clients=clients, timeout=timeout)
+            virtual = info.get("virtual-size")
+            if isinstance(virtual, bool) or not isinstance(virtual, int):
+                raise VerificationFailed(f"{src.name}: qemu-img info gives no virtual size")
+            check_disk_size(src, virtual, max_bytes)
             proc = run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(src), str(raw)],
                        stderr=subprocess.PIPE, timeout=timeout)
             _check_tool(proc, "qemu-img", src)
@@ -223,7 +264,9 @@ def _check_tool(proc: subprocess.CompletedProcess, tool: str, src: Path) -> None
         raise VerificationFailed(f"{src.name}: {tool} failed ({proc.returncode}): {err}")
 
 
-def _refuse_external_files(src: Path, *, clients: Clients, timeout: int) -> None:
+def _qcow2_info(src: Path, *, clients: Clients, timeout: int) -> dict:
+    """`qemu-img info` of a qcow2, refusing backing/data files (they would read local paths
+    named by the image)."""
     proc = clients.run(["qemu-img", "info", "--output=json", "-f", "qcow2", str(src)],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
     _check_tool(proc, "qemu-img info", src)
@@ -231,6 +274,7 @@ def _refuse_external_files(src: Path, *, clients: Clients, timeout: int) -> None
     data_file = ((info.get("format-specific") or {}).get("data") or {}).get("data-file")
     if info.get("backing-filename") or data_file:
         raise VerificationFailed(f"{src.name}: qcow2 with a backing or data file is refused")
+    return info
 
 
 @contextlib.contextmanager
@@ -258,7 +302,12 @@ def fetched(source: ImageSource, *, config: Config, clients: Clients,
         if raw:
             raw_path = work / f"{source.identity.name}.raw"
             to_sparse_raw(got.path, raw_path, source.image_type, clients=clients,
-                          timeout=config.uploader.decompress_timeout)
+                          timeout=config.uploader.decompress_timeout,
+                          max_bytes=config.uploader.max_disk_mib * MIB)
+        elif source.image_type == "raw-xz":  # targets read the file as fetched: size it anyway
+            check_disk_size(got.path, xz_declared_size(
+                got.path, clients=clients, timeout=config.uploader.decompress_timeout),
+                config.uploader.max_disk_mib * MIB)
         if not keep_file:
             shutil.rmtree(work / "src")  # the compressed copy is no longer needed; free the disk
         verified = dataclasses.replace(source, size=got.size, sha256=got.sha256)

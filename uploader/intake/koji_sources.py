@@ -17,15 +17,23 @@ import logging
 import xmlrpc.client
 from collections.abc import Callable
 from typing import Any
+from xml.parsers.expat import ExpatError
 
 import koji
 import requests
 
 from shared.config import Config
-from shared.errors import BadInput, TransientError, Unwanted
+from shared.errors import BadInput, TransientError, Unwanted, shown
 from shared.images import Hint
-from shared.koji import build_image_url, task_file_url
-from uploader.intake.wanted import IMAGE_METHODS, image_type_of, safe_filename, wanted_identity
+from shared.koji import build_image_url, koji_id, task_file_url
+from uploader.intake.wanted import (
+    image_type_of,
+    is_image_method,
+    recorded_sha256,
+    recorded_size,
+    safe_filename,
+    wanted_identity,
+)
 from uploader.model import ImageSource
 
 log = logging.getLogger(__name__)
@@ -40,7 +48,8 @@ def hub_call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> An
 
     Transport trouble (connection refused, HTTP 5xx, timeouts; koji already retried them within
     koji.retries) and ServerOffline/RetryError are transient; any other fault is the hub's
-    answer about this id ("No such task", a bad parameter) and will not change on retry.
+    answer about this id ("No such task", a bad parameter) and will not change on retry; so is
+    an answer that is not XML-RPC at all (a NUL byte in a file name cannot travel in XML).
     """
     try:
         return fn(*args, **kwargs)
@@ -48,8 +57,49 @@ def hub_call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> An
         raise TransientError(f"Koji hub unavailable for {what}: {exc}") from exc
     except koji.GenericError as exc:
         raise BadInput(f"Koji hub refused {what}: {exc}") from exc
+    except (ExpatError, xmlrpc.client.ResponseError) as exc:
+        raise BadInput(f"Koji hub sent an unreadable answer to {what}: {exc}") from exc
     except (requests.RequestException, xmlrpc.client.ProtocolError, OSError) as exc:
         raise TransientError(f"Koji hub unreachable for {what}: {exc}") from exc
+
+
+# --- what the hub's answers must look like ---------------------------------------------------
+# The hub is trusted for WHAT it says, not for the shape of it: a field of the wrong type is
+# BadInput naming the field, never a TypeError deep down.
+
+def _record(value: Any, where: str, what: str) -> dict:
+    if not isinstance(value, dict):
+        raise BadInput(f"{where}: the hub's {what} is not a record: {shown(value)}")
+    return value
+
+
+def _records(value: Any, where: str, what: str) -> list[dict]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadInput(f"{where}: the hub's {what} is not a list: {shown(value)}")
+    return [_record(item, where, f"{what} entry") for item in value]
+
+
+def _number(record: dict, key: str, where: str) -> int | None:
+    """A state, size or checksum type: a non-negative int, or None when absent/null."""
+    value = record.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadInput(f"{where}: the hub's {key!r} is not a number: {shown(value)}")
+    return value
+
+
+def _text(record: dict, key: str, where: str) -> str | None:
+    value = record.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BadInput(f"{where}: the hub's {key!r} is not text: {shown(value)}")
+    return value
+
+
+def _state_name(states: koji.Enum, state: int | None) -> str:
+    return str(states.get(state, state))
 
 
 def _request_opts(request: Any) -> dict | None:
@@ -63,18 +113,21 @@ def _request_opts(request: Any) -> dict | None:
 
 def task_images(task_id: int, *, config: Config, session: Any) -> list[ImageSource]:
     """Wanted images of a finished scratch image task; raises Unwanted/BadInput/TransientError."""
+    task_id = koji_id(task_id, "Koji task id")
     where = f"Koji task {task_id}"
     info = hub_call(f"getTaskInfo({task_id})", session.getTaskInfo, task_id, request=True)
     if not info:
         raise BadInput(f"{where}: no such task on {config.koji.hub}")
+    info = _record(info, where, "task info")
     if info.get("parent") is not None:
-        raise Unwanted(f"{where}: a child task of {info['parent']}, not an image parent task")
-    method = info.get("method")
-    if method not in IMAGE_METHODS:
+        raise Unwanted(f"{where}: a child task of {shown(info['parent'])}, not an image "
+                       "parent task")
+    method = _text(info, "method", where)
+    if not is_image_method(method):
         raise Unwanted(f"{where}: method {method!r} does not build images")
-    state = info.get("state")
+    state = _number(info, "state", where)
     if state != CLOSED:
-        raise Unwanted(f"{where}: state {koji.TASK_STATES.get(state, state)}, not CLOSED")
+        raise Unwanted(f"{where}: state {_state_name(koji.TASK_STATES, state)}, not CLOSED")
     owner = _owner_name(info.get("owner"), session, where)
     if owner not in config.koji.owners:
         raise Unwanted(f"{where}: owner {owner!r} not in koji.owners {config.koji.owners}")
@@ -84,44 +137,53 @@ def task_images(task_id: int, *, config: Config, session: Any) -> list[ImageSour
         # sha256 from listArchives) is what we use, so acting here too would do it twice.
         raise Unwanted(f"{where}: not a scratch build; its build message is used instead")
 
-    children = hub_call(f"getTaskChildren({task_id})", session.getTaskChildren, task_id)
+    children = _records(hub_call(f"getTaskChildren({task_id})", session.getTaskChildren,
+                                 task_id), where, "list of child tasks")
+    by_id = {koji_id(c.get("id"), f"{where}: a child task's id"): c for c in children}
     sources: list[ImageSource] = []
-    for child in sorted(children or [], key=lambda c: c.get("id", 0)):
-        sources.extend(_child_images(task_id, child, config=config, session=session))
+    for cid in sorted(by_id):
+        sources.extend(_child_images(task_id, cid, by_id[cid], config=config, session=session))
     return sources
 
 
-def _owner_name(owner: Any, session: Any, where: str) -> str | None:
+def _owner_name(owner: Any, session: Any, where: str) -> str:
     if isinstance(owner, str):
         return owner
+    owner = koji_id(owner, f"{where}: the hub's task owner")
     user = hub_call(f"getUser({owner})", session.getUser, owner)
     if not user:
         raise BadInput(f"{where}: owner id {owner} unknown to the hub")
-    return user.get("name")
+    name = _text(_record(user, where, f"user {owner}"), "name", where)
+    if name is None:
+        raise BadInput(f"{where}: the hub's user {owner} has no name")
+    return name
 
 
-def _child_images(parent: int, child: dict, *, config: Config, session: Any) -> list[ImageSource]:
-    cid = child.get("id")
-    where = f"Koji task {parent} child {cid} ({child.get('method')})"
-    if child.get("state") != CLOSED:
+def _child_images(parent: int, cid: int, child: dict, *, config: Config,
+                  session: Any) -> list[ImageSource]:
+    method = child.get("method")
+    label = method if isinstance(method, str) and len(method) <= 40 else shown(method)
+    where = f"Koji task {parent} child {cid} ({label})"
+    state = _number(child, "state", where)
+    if state != CLOSED:
         log.info("%s: ignoring: state %s, not CLOSED", where,
-                 koji.TASK_STATES.get(child.get("state"), child.get("state")))
+                 _state_name(koji.TASK_STATES, state))
         return []
     result = hub_call(f"getTaskResult({cid})", session.getTaskResult, cid)
     if not isinstance(result, dict) or not isinstance(result.get("files"), list):
         log.info("%s: ignoring: its result lists no files", where)
         return []
     hint = Hint(
-        arch=result.get("arch") or child.get("arch"),
-        release=result.get("version"),
-        koji_release=result.get("release"),
+        arch=_text(result, "arch", where) or _text(child, "arch", where),
+        release=_text(result, "version", where),
+        koji_release=_text(result, "release", where),
         scratch=True,  # only scratch tasks get here; the others are read as builds
     )
     picked: list[tuple[str, str, Any]] = []
     for name in result["files"]:
         filename = safe_filename(name)
         if filename is None:
-            log.warning("%s: ignoring unsafe file name %r", where, name)
+            log.warning("%s: ignoring unsafe file name %s", where, shown(name))
             continue
         itype = image_type_of(filename)
         if itype is None:
@@ -132,75 +194,121 @@ def _child_images(parent: int, child: dict, *, config: Config, session: Any) -> 
             picked.append((filename, itype, identity))
     if not picked:
         return []
-    sizes = _task_output_sizes(cid, session)
-    return [
-        ImageSource(
+    sizes = _task_output_sizes(cid, session, where)
+    sources = []
+    for filename, itype, identity in picked:
+        if filename not in sizes:
+            # the result names a file its task directory does not hold: nothing to fetch
+            log.warning("%s: ignoring %s: not in the task's output directory", where, filename)
+            continue
+        sources.append(ImageSource(
             identity=identity,
             filename=filename,
             url=task_file_url(config.koji, cid, filename),
             image_type=itype,
-            size=sizes.get(filename),
+            size=sizes[filename],
             koji_task_id=parent,
-        )
-        for filename, itype, identity in picked
-    ]
+        ))
+    return sources
 
 
-def _task_output_sizes(task_id: int, session: Any) -> dict[str, int]:
-    """File name -> size from listTaskOutput(stat=True) (the hub sends sizes as strings)."""
+def _task_output_sizes(task_id: int, session: Any, where: str) -> dict[str, int | None]:
+    """File name -> size from listTaskOutput(stat=True) (the hub sends sizes as strings);
+    None for a listed file whose size is not a plain non-negative number."""
     out = hub_call(f"listTaskOutput({task_id})", session.listTaskOutput, task_id, stat=True)
-    sizes: dict[str, int] = {}
-    for name, st in (out or {}).items():
-        try:
-            sizes[name] = int(st["st_size"])
-        except (KeyError, TypeError, ValueError):
-            continue
+    if out is None:
+        return {}
+    if not isinstance(out, dict):
+        raise BadInput(f"{where}: the hub's task output listing is not a record: {shown(out)}")
+    sizes: dict[str, int | None] = {}
+    for name, st in out.items():
+        size = st.get("st_size") if isinstance(st, dict) else None
+        if isinstance(size, str) and size.isdigit() and len(size) < 20:
+            sizes[name] = int(size)
+        elif isinstance(size, int) and not isinstance(size, bool) and size >= 0:
+            sizes[name] = size
+        else:
+            sizes[name] = None
     return sizes
+
+
+def _path_part(record: dict, key: str, where: str) -> str:
+    """A build field Koji's PathInfo puts into the file URL: it must be one plain path part."""
+    value = _text(record, key, where)
+    if value is None or safe_filename(value) is None:
+        raise BadInput(f"{where}: the hub's build {key} {shown(value)} cannot be part of a "
+                       "file path")
+    return value
 
 
 def build_images(build: int | str, *, config: Config, session: Any) -> list[ImageSource]:
     """Wanted images of a COMPLETE image build (id or NVR), with recorded size and sha256."""
-    info = hub_call(f"getBuild({build!r})", session.getBuild, build)
+    if not isinstance(build, str):
+        build = koji_id(build, "Koji build id")
+    info = hub_call(f"getBuild({shown(build)})", session.getBuild, build)
     if not info:
-        raise BadInput(f"Koji build {build}: no such build on {config.koji.hub}")
-    bid = info["id"]
-    where = f"Koji build {bid} ({info.get('nvr')})"
-    state = info.get("state")
+        raise BadInput(f"Koji build {shown(build)}: no such build on {config.koji.hub}")
+    info = _record(info, f"Koji build {shown(build)}", "build info")
+    bid = koji_id(info.get("id"), f"Koji build {shown(build)}: the hub's build id")
+    where = f"Koji build {bid} ({shown(info.get('nvr'))})"
+    state = _number(info, "state", where)
     if state != COMPLETE:
-        raise Unwanted(f"{where}: state {koji.BUILD_STATES.get(state, state)}, not COMPLETE")
-    owner = info.get("owner_name")
+        raise Unwanted(f"{where}: state {_state_name(koji.BUILD_STATES, state)}, not COMPLETE")
+    owner = _text(info, "owner_name", where)
     if owner not in config.koji.owners:
         raise Unwanted(f"{where}: owner {owner!r} not in koji.owners {config.koji.owners}")
-    archives = hub_call(f"listArchives({bid}, type='image')", session.listArchives,
-                        buildID=bid, type="image")
+    # only checked parts go into the URL (PathInfo.imagebuild reads these four)
+    path = {k: _path_part(info, k, where) for k in ("name", "version", "release")}
+    path["volume_name"] = (None if info.get("volume_name") in (None, "DEFAULT")
+                           else _path_part(info, "volume_name", where))
+    task_id = info.get("task_id")
+    if task_id is not None:
+        task_id = koji_id(task_id, f"{where}: the hub's task id")
+    archives = _records(hub_call(f"listArchives({bid}, type='image')", session.listArchives,
+                                 buildID=bid, type="image"), where, "list of archives")
     if not archives:
         raise Unwanted(f"{where}: no image archives (not an image build)")
     sources: list[ImageSource] = []
-    for archive in sorted(archives, key=lambda a: a.get("filename") or ""):
+    named = []
+    for archive in archives:
         filename = safe_filename(archive.get("filename"))
         if filename is None:
-            log.warning("%s: ignoring unsafe archive file name %r", where, archive.get("filename"))
+            log.warning("%s: ignoring unsafe archive file name %s", where,
+                        shown(archive.get("filename")))
             continue
-        arch = archive.get("arch") or ((archive.get("extra") or {}).get("image") or {}).get("arch")
-        hint = Hint(arch=arch, release=info.get("version"), koji_release=info.get("release"),
-                    scratch=False)
-        itype = archive.get("type_name") or image_type_of(filename)
-        identity = wanted_identity(filename, itype, hint, config, where)
-        if identity is None:
-            continue
-        sha256 = archive.get("checksum") if archive.get("checksum_type") == SHA256 else None
-        if sha256 is None:
-            log.warning("%s: %s has no sha256 recorded; only its size is verified", where,
-                        filename)
-        size = archive.get("size")
-        sources.append(ImageSource(
-            identity=identity,
-            filename=filename,
-            url=build_image_url(config.koji, info, filename),
-            image_type=itype,
-            size=int(size) if size is not None else None,
-            sha256=sha256,
-            koji_build_id=bid,
-            koji_task_id=info.get("task_id"),
-        ))
+        named.append((filename, archive))
+    for filename, archive in sorted(named, key=lambda pair: pair[0]):
+        source = _archive_source(filename, archive, path, bid, task_id, config, where)
+        if source is not None:
+            sources.append(source)
     return sources
+
+
+def _archive_source(filename: str, archive: dict, path: dict[str, str | None], bid: int,
+                    task_id: int | None, config: Config, where: str) -> ImageSource | None:
+    where = f"{where} {filename}"
+    extra = archive.get("extra")
+    image_extra = extra.get("image") if isinstance(extra, dict) else None
+    arch = _text(archive, "arch", where) or (
+        _text(image_extra, "arch", where) if isinstance(image_extra, dict) else None)
+    hint = Hint(arch=arch, release=path["version"], koji_release=path["release"],
+                scratch=False)
+    itype = _text(archive, "type_name", where) or image_type_of(filename)
+    identity = wanted_identity(filename, itype, hint, config, where)
+    if identity is None:
+        return None
+    sha256 = None
+    if _number(archive, "checksum_type", where) == SHA256:
+        sha256 = recorded_sha256(archive.get("checksum"), where)
+    if sha256 is None:
+        log.warning("%s: no sha256 recorded; only its size is verified", where)
+    return ImageSource(
+        identity=identity,
+        filename=filename,
+        url=build_image_url(config.koji, path, filename),
+        image_type=itype,
+        size=recorded_size(archive.get("size"), where),
+        sha256=sha256,
+        koji_build_id=bid,
+        koji_task_id=task_id,
+    )

@@ -15,10 +15,11 @@ from typing import Any, Literal
 import koji
 
 from shared.config import Config
-from shared.errors import BadInput, Unwanted
+from shared.errors import BadInput, Unwanted, shown
+from shared.koji import koji_id
 from uploader.intake.compose import compose_images, valid_compose_id
 from uploader.intake.koji_sources import build_images, task_images
-from uploader.intake.wanted import IMAGE_METHODS
+from uploader.intake.wanted import is_image_method
 from uploader.model import Clients, ImageSource
 from uploader.targets import targets_for
 
@@ -46,58 +47,66 @@ def _topic_is(topic: str, base: str) -> bool:
     return topic == base or topic.endswith("." + base)
 
 
-def _positive_int(body: dict, key: str, topic: str) -> int:
+def _text(body: dict, key: str, topic: str, *, required: bool = True) -> str | None:
+    """body[key] if it is a string; None if it is absent or null and not `required`."""
     value = body.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise BadInput(f"{topic}: body field {key!r} must be a positive integer, got {value!r}")
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise BadInput(f"{topic}: body field {key!r} must be a string, got {shown(value)}")
     return value
 
 
-def _prefilter_owner(body: dict, owners: list[str] | None, what: str) -> None:
+def _prefilter_owner(body: dict, owners: list[str] | None, what: str, topic: str) -> None:
     """Skip the hub round trip for builds by other owners (thousands of RPM builds a day).
 
     The body's owner is not trusted to ACCEPT anything (the hub is asked again); it is only
     used to ignore early, which a forged value cannot turn into a fetch.
     """
-    owner = body.get("owner")
-    if owners is not None and isinstance(owner, str) and owner not in owners:
-        raise Unwanted(f"{what}: owner {owner!r} not in koji.owners {owners}")
+    owner = _text(body, "owner", topic, required=False)
+    if owners is not None and owner is not None and owner not in owners:
+        raise Unwanted(f"{what}: owner {shown(owner)} not in koji.owners {owners}")
 
 
 def request_from_message(topic: str, body: Any, owners: list[str] | None = None) -> Request:
     """The trusted identifier of a message, or Unwanted (not for us) / BadInput (malformed).
 
-    `owners` (koji.owners) lets Koji messages by other owners be ignored without a hub call.
+    Every field read is checked for its type first, so a body of the wrong shape is BadInput
+    naming the field, never an exception of some other kind. `owners` (koji.owners) lets Koji
+    messages by other owners be ignored without a hub call.
     """
     if not isinstance(body, dict):
         raise BadInput(f"{topic}: body is not a JSON object")
     if _topic_is(topic, TASK_TOPIC):
-        task_id = _positive_int(body, "id", topic)
-        if body.get("new") != "CLOSED":
-            raise Unwanted(f"Koji task {task_id}: state change to {body.get('new')!r}, "
-                           "not CLOSED")
-        if "method" not in body:
-            raise BadInput(f"{topic}: body has no 'method'")
-        if body["method"] not in IMAGE_METHODS:
-            raise Unwanted(f"Koji task {task_id}: method {body['method']!r} does not build "
-                           "images")
-        _prefilter_owner(body, owners, f"Koji task {task_id}")
+        task_id = koji_id(body.get("id"), f"{topic}: body field 'id'")
+        new = _text(body, "new", topic)
+        if new != "CLOSED":
+            raise Unwanted(f"Koji task {task_id}: state change to {shown(new)}, not CLOSED")
+        method = _text(body, "method", topic)
+        if not is_image_method(method):
+            raise Unwanted(f"Koji task {task_id}: method {shown(method)} does not build images")
+        _prefilter_owner(body, owners, f"Koji task {task_id}", topic)
         return Request("task", task_id)
     if _topic_is(topic, BUILD_TOPIC):
-        build_id = _positive_int(body, "build_id", topic)
-        if body.get("new") != koji.BUILD_STATES["COMPLETE"]:
-            raise Unwanted(f"Koji build {build_id}: state change to {body.get('new')!r}, "
+        build_id = koji_id(body.get("build_id"), f"{topic}: body field 'build_id'")
+        new = body.get("new")
+        if isinstance(new, bool) or not isinstance(new, int):
+            raise BadInput(f"{topic}: body field 'new' must be a build state number, "
+                           f"got {shown(new)}")
+        if new != koji.BUILD_STATES["COMPLETE"]:
+            raise Unwanted(f"Koji build {build_id}: state change to {shown(new)}, "
                            "not COMPLETE")
-        _prefilter_owner(body, owners, f"Koji build {build_id}")
+        _prefilter_owner(body, owners, f"Koji build {build_id}", topic)
         return Request("build", build_id)
     if _topic_is(topic, COMPOSE_TOPIC):
         if "compose_id" not in body or "status" not in body:
             raise BadInput(f"{topic}: body needs 'compose_id' and 'status'")
         compose_id = valid_compose_id(body["compose_id"])
-        if body["status"] not in COMPOSE_DONE:
-            raise Unwanted(f"compose {compose_id}: status {body['status']!r}, not FINISHED")
+        status = _text(body, "status", topic)
+        if status not in COMPOSE_DONE:
+            raise Unwanted(f"compose {compose_id}: status {shown(status)}, not FINISHED")
         return Request("compose", compose_id)
-    raise Unwanted(f"topic {topic} is not one the uploader handles")
+    raise Unwanted(f"topic {shown(topic)} is not one the uploader handles")
 
 
 def find_images(request: Request, *, config: Config, clients: Clients) -> list[ImageSource]:

@@ -11,6 +11,7 @@ import logging
 import re
 
 from shared.config import Config
+from shared.errors import BadInput, shown
 from shared.images import Hint, ImageIdentity, identify
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,14 @@ TYPE_SUFFIXES: dict[str, tuple[str, ...]] = {
 # livemedia, appliance, kiwi and image-builder tasks.
 IMAGE_METHODS = frozenset({"image", "livemedia", "appliance", "kiwiBuild", "imageBuilderBuild"})
 
+
+
+def is_image_method(method: object) -> bool:
+    """True for a Koji task method that makes images (a value of any type may be asked)."""
+    return isinstance(method, str) and method in IMAGE_METHODS
+
+
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]{0,254}")
 
 
@@ -38,6 +47,24 @@ def safe_filename(name: object) -> str | None:
     if not isinstance(name, str) or ".." in name or not _SAFE_NAME.fullmatch(name):
         return None
     return name
+
+
+def recorded_size(value: object, where: str) -> int | None:
+    """The size a source records for a file: a non-negative int, or None if it records none."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadInput(f"{where}: recorded size is not a number of bytes: {shown(value)}")
+    return value
+
+
+def recorded_sha256(value: object, where: str) -> str | None:
+    """The sha256 a source records for a file (64 hex digits, lower-cased), or None if none."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise BadInput(f"{where}: recorded sha256 is not 64 hex digits: {shown(value)}")
+    return value.lower()
 
 
 def image_type_of(filename: str) -> str | None:

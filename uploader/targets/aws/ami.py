@@ -136,10 +136,14 @@ def ensure_copy(
     else:
         image_id = image["ImageId"]
         log.info("%s: found copy %s in %s (%s)", name, image_id, region, image.get("State"))
-    return finish(ec2, image_id, tags, factory.aws.copy_timeout)
+    deadline = factory.deadline(region)
+    # Under a region deadline, poll once more after it: that poll raises the deadline's own
+    # error, so the wait never gives up before the deadline and never outlives it by a poll.
+    timeout = deadline.remaining() + IMAGE_POLL if deadline else factory.aws.copy_timeout
+    return finish(ec2, image_id, tags, timeout)
 
 
-def finish(ec2: Any, image_id: str, tags: list[dict[str, str]], timeout: int) -> dict[str, Any]:
+def finish(ec2: Any, image_id: str, tags: list[dict[str, str]], timeout: float) -> dict[str, Any]:
     """Tag the AMI, wait until it is available (bounded) and return its description."""
     # Tags given at creation are not kept by every EC2 implementation (moto drops them);
     # create_tags is idempotent, so it is always safe to (re)apply them.

@@ -1,9 +1,17 @@
 """publish_aws: a verified raw image -> a public AMI in every configured region, one message each.
 
     base region:  snapshot (EBS direct) -> register_image -> available
-    every region: copy_image (bounded pool, all at once) -> available -> public -> deprecation
+    every region: copy_image (bounded pool, all at once) -> available -> public -> deprecation,
+                  within aws.region_deadline seconds from the moment its work starts
     messages:     AwsRegionPublishedV1 as each region becomes available, UploadFailedV1 per failed
                   region, one AwsImagePublishedV1 summary at the end
+
+A region that misses its deadline (it stopped answering, or its copy is still pending) is
+announced failed (AwsTimeout, retryable) at the deadline, at most one aws.progress_interval
+late, while the other regions go on. Its thread is not waited for: the factory's deadline makes
+every further request to that region raise, so it ends after the attempt it is stuck in. The
+outcome names the region as retryable, so the consumer returns the message to the queue and the
+redelivery finds every finished region by name and redoes only the failed one.
 
 Stateless: everything it needs to resume is found in AWS by the AMI name and tags.
 """
@@ -16,10 +24,10 @@ import time
 from typing import Any
 
 from shared.config import AwsConfig, Config
-from shared.errors import BadInput, TargetFailed
+from shared.errors import BadInput, FedimgError, TargetFailed
 from shared.images import aws_arch
 from shared.messages import AwsImagePublishedV1, AwsRegionPublishedV1
-from uploader.aws_clients import ClientFactory, aws_error
+from uploader.aws_clients import ClientFactory, Deadline, aws_error
 from uploader.failures import announce_failure
 from uploader.model import Clients, Emit, TargetOutcome, VerifiedImage
 from uploader.targets.aws import ami, naming, snapshot
@@ -62,6 +70,7 @@ def publish_region(
     """The finished AMI in one region: copied if needed, tagged, public, deprecation set."""
     aws = factory.aws
     source = image.source
+    factory.limit(region, Deadline(aws.region_deadline, f"{region} (aws.region_deadline)"))
     ec2 = factory.ec2(region)
     if region == aws.base_region:
         found = base
@@ -107,13 +116,24 @@ def publish_aws(
 
     published: dict[str, str] = {}
     started = time.monotonic()
+    logged = started
     workers = max(1, min(aws.max_parallel_copies, len(regions) or 1))
-    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="ami-copy") as pool:
+
+    def failed(region: str, error: FedimgError) -> None:
+        log.error("%s: region %s failed (%s): %s", name, region, error.kind, error)
+        announce_failure(emit, source, target=TARGET, destination=region, error=error,
+                         context=f"{name} in {region}")
+        outcome.failed.append(region)
+        if error.retryable:
+            outcome.retryable.append(region)
+
+    pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="ami-copy")
+    try:
         futures = {pool.submit(publish_region, factory, r, image, name, base): r for r in regions}
         pending = set(futures)
         while pending:
             done, pending = concurrent.futures.wait(
-                pending, timeout=max(aws.progress_interval, 0.1),
+                pending, timeout=_next_wake(factory, [futures[f] for f in pending], aws),
                 return_when=concurrent.futures.FIRST_COMPLETED)
             # Messages go out from this thread, one per region, as each one finishes.
             for fut in done:
@@ -121,11 +141,7 @@ def publish_aws(
                 try:
                     found = fut.result()
                 except Exception as e:
-                    error = aws_error(e)
-                    log.error("%s: region %s failed (%s): %s", name, region, error.kind, error)
-                    announce_failure(emit, source, target=TARGET, destination=region,
-                                     error=error, context=f"{name} in {region}")
-                    outcome.failed.append(region)
+                    failed(region, aws_error(e))
                     continue
                 published[region] = found["ImageId"]
                 outcome.published.append(region)
@@ -135,11 +151,31 @@ def publish_aws(
                     public=aws.public, ami_name=name)))
                 log.info("%s: %s is %s in %s", name, "public" if aws.public else "ready",
                          found["ImageId"], region)
-            if pending:
+            for fut in list(pending):  # past its deadline: announce now, leave its thread be
+                deadline = factory.deadline(futures[fut])
+                if deadline is not None and deadline.passed():
+                    pending.discard(fut)
+                    failed(futures[fut], deadline.error())
+            now = time.monotonic()
+            if pending and now - logged >= aws.progress_interval:
+                logged = now
                 log.info("%s: regions %d/%d done, %.0f s, waiting for %s", name,
-                         len(published) + len(outcome.failed), len(regions),
-                         time.monotonic() - started,
+                         len(published) + len(outcome.failed), len(regions), now - started,
                          ", ".join(sorted(futures[f] for f in pending)))
+    finally:
+        # Threads of regions past their deadline end on their own after the attempt in flight.
+        pool.shutdown(wait=False)
     emit(AwsImagePublishedV1.from_body(source.body(
         regions=dict(sorted(published.items())), failed_regions=sorted(outcome.failed))))
     return outcome
+
+
+def _next_wake(factory: ClientFactory, pending: list[str], aws: AwsConfig) -> float:
+    """Seconds until the main loop must look again: the next progress line or the nearest
+    deadline of a region already at work, whichever comes first."""
+    wake = float(max(aws.progress_interval, 0.1))
+    for region in pending:
+        deadline = factory.deadline(region)
+        if deadline is not None:
+            wake = min(wake, deadline.remaining())
+    return max(wake, 0.01)

@@ -22,13 +22,13 @@ NAME = f"{NIGHTLY}-hvm-gp3"
 
 
 def amis(aws, region, name=NAME):
-    ec2 = aws.client("ec2", region)
+    ec2 = aws.direct_client("ec2", region)
     return ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [name]}])[
         "Images"]
 
 
 def is_public(aws, region, image):
-    ec2 = aws.client("ec2", region)
+    ec2 = aws.direct_client("ec2", region)
     perms = ec2.describe_image_attribute(ImageId=image["ImageId"], Attribute="launchPermission")
     snap = image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
     vol = ec2.describe_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission")
@@ -37,7 +37,7 @@ def is_public(aws, region, image):
 
 
 def uploaded_snapshots(aws, region="us-east-1"):
-    ec2 = aws.client("ec2", region)
+    ec2 = aws.direct_client("ec2", region)
     snaps = ec2.describe_snapshots(OwnerIds=["self"], Filters=[
         {"Name": f"tag:{naming.TAG_AMI_NAME}", "Values": [NAME]}])["Snapshots"]
     return [s for s in snaps if any(t["Key"] == naming.TAG_UPLOAD for t in s.get("Tags", []))]

@@ -1,0 +1,86 @@
+"""`make demo` itself, on a stack of its own (own directory, port block, exchange and database):
+it must end OK, print where the locator, a history page and the feeds are, and those must be
+served as the issue asks; `make demo-stop` then names every process it stopped with its PID."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import socket
+import subprocess
+import sys
+import urllib.parse
+
+import feedparser
+import pytest
+import requests
+
+from standins import REPO_ROOT
+from standins import local_stack as st
+
+pytestmark = pytest.mark.slow
+
+DEMO_TIMEOUT = 1200  # seconds: a fresh stack plus ten images through AWS and downloads
+
+
+def _free_block(first: int = 5700, size: int = 5) -> int:
+    """A base port with ``size`` free ports after it (nothing else of ours uses this range)."""
+    for base in range(first, first + 400, 10):
+        try:
+            for port in range(base, base + size):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise AssertionError("no free block of ports for the demo stack")
+
+
+@pytest.fixture
+def demo_stack(tmp_path, pipeline_parts):
+    port = _free_block()
+    env = {**os.environ, "FEDIMG_DEMO_DIR": str(tmp_path / "demo"), "FEDIMG_DEMO_PORT": str(port)}
+    stack = st.Stack(root=tmp_path / "demo", port=port, exchange=f"fedimg-demo-{port}",
+                     database=f"fedimg_demo_{port}")
+    yield env, stack
+    st.reset(stack, say=lambda _: None)  # every process, the database and the queues it made
+
+
+def test_make_demo_shows_every_section_and_demo_stop_names_the_pids(demo_stack):
+    env, stack = demo_stack
+    proc = subprocess.run([sys.executable, "deploy/local/demo.py"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=DEMO_TIMEOUT)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert re.search(r"^fedimg demo: OK in \d+s", out, re.MULTILINE)
+    urls = dict(re.findall(r"^(locator|history|feeds) +(http://\S+)", out, re.MULTILINE))
+    assert set(urls) == {"locator", "history", "feeds"}, out[-3000:]
+
+    locator = requests.get(urls["locator"], timeout=30)
+    assert locator.status_code == 200
+    for channel in ("release", "candidate", "weekly", "nightly"):
+        assert f'id="channel-{channel}"' in locator.text
+    assert locator.text.count("<tr data-release=") >= 4 * 3  # four channels x three regions
+
+    history = requests.get(urls["history"], timeout=30)
+    assert history.status_code == 200
+    assert len(re.findall(r'<tr data-name="[^"]*-\d{8}\.n\.0\.', history.text)) == 2
+
+    feed_base = urls["feeds"].rsplit("/", 1)[0]
+    for name in ("all", "release", "candidate", "weekly", "nightly"):
+        feed = feedparser.parse(requests.get(f"{feed_base}/{name}.atom", timeout=30).content)
+        assert not feed.bozo and feed.version == "atom10" and feed.entries, name
+    release = feedparser.parse(requests.get(f"{feed_base}/release.atom", timeout=30).content)
+    assert all(e.title.startswith("Fedora 44 ") for e in release.entries)
+    assert urllib.parse.urlsplit(urls["locator"]).port == stack.port + 4
+
+    down = subprocess.run([sys.executable, "deploy/local/stack.py", "down"], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    stopped = re.findall(r"^stopped (\S+) \(pid (\d+)\)$", down.stdout, re.MULTILINE)
+    assert {name for name, _ in stopped} == {s.name for s in st.services(stack)}, down.stdout
+    for _, pid in stopped:
+        stat = pathlib.Path(f"/proc/{pid}/stat")
+        assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    assert down.stdout.strip().splitlines()[-1].startswith(
+        f"stack down: stopped {len(stopped)} processes")
