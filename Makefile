@@ -2,12 +2,15 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# OpenStack Glance for the openstack target's tests and the demo, in a venv of its own: its pinned
+# oslo/SQLAlchemy stack must not meet fedimg's (standins/glance.py runs it)
+GLANCE_VENV := .glance-venv
 PYTEST_ARGS ?=
 
-.PHONY: test test-fast demo demo-stop system services venv lint bench
+.PHONY: test test-fast demo demo-stop system services venv glance-venv lint bench
 
 ## make test: system packages, running services, the venv, ruff, then the whole suite (slow tests too)
-test: system services venv lint
+test: system services venv glance-venv lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make test-fast: only the tests that need no real stack (for quick local iterations)
@@ -25,6 +28,13 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@
 
+glance-venv: $(GLANCE_VENV)/.installed
+
+$(GLANCE_VENV)/.installed: deploy/local/glance-requirements.txt
+	test -x $(GLANCE_VENV)/bin/python || $(PYTHON) -m venv $(GLANCE_VENV)
+	$(GLANCE_VENV)/bin/pip install -q --disable-pip-version-check -r deploy/local/glance-requirements.txt
+	touch $@
+
 system:
 	bash deploy/local/ensure-system.sh
 
@@ -33,7 +43,7 @@ services: system
 
 ## make demo: system packages, running services, the venv, then the whole pipeline on a local stack
 ## (deploy/local/demo.py; docs/deployment.md). Safe to run again: it reuses the stack.
-demo: system services venv
+demo: system services venv glance-venv
 	$(BIN)/python deploy/local/demo.py
 
 ## make demo-stop: stop every process of the demo stack by its PID (state stays in $$FEDIMG_DEMO_DIR)

@@ -8,7 +8,12 @@ atomic), fsynced, and then swapped in:
 - elsewhere (or if the kernel/filesystem refuses): DIR is renamed aside, the new tree renamed
   to DIR, the old one removed (DIR is missing for the instant between the two renames).
 
-Anything failing before the swap removes the temporary tree and leaves DIR untouched.
+Anything failing before the swap removes the temporary tree and leaves DIR untouched. A run that
+is killed (SIGKILL, power loss) cannot clean up: its temporary tree, or the previous tree it was
+removing, stays beside DIR as ``.DIR.new-*`` / ``.DIR.old-*``. Publishing holds an exclusive lock
+(``.DIR.lock`` beside DIR, released by the kernel when a process dies), and whoever holds it first
+removes such leftovers, so they never pile up, and puts a previous tree back if a killed fallback
+swap left DIR missing.
 """
 
 from __future__ import annotations
@@ -17,13 +22,17 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from shared.errors import RunError
 from shared.files import fsync_path
 
 log = logging.getLogger(__name__)
@@ -49,6 +58,70 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(a))
 
 
+LOCK_TIMEOUT = 600.0  # seconds to wait for another run publishing the same DIR
+
+_held: set[Path] = set()  # directories this process holds the lock of (the lock is re-entrant)
+_held_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def locked(directory: str | os.PathLike, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold the exclusive lock of ``directory`` (``.DIR.lock`` beside it); then clean up.
+
+    Waits at most ``timeout`` seconds for another process holding it (RunError after that).
+    Re-entrant within a process. Leftovers of killed runs are removed once the lock is held.
+    """
+    final = Path(directory).absolute()
+    with _held_lock:
+        if final in _held:
+            yield
+            return
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(final.parent / f".{final.name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RunError(f"another fedimg-report has been writing {final} for more "
+                                   f"than {timeout:.0f} s") from None
+                time.sleep(0.2)
+        with _held_lock:
+            _held.add(final)
+        try:
+            remove_leftovers(final)
+            yield
+        finally:
+            with _held_lock:
+                _held.discard(final)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def remove_leftovers(final: Path) -> list[Path]:
+    """Remove the temporary trees of killed runs beside ``final``; returns what was removed.
+
+    Only call with the lock held (``locked``): another run's trees are in use while it holds it.
+    """
+    removed = []
+    old = sorted(final.parent.glob(f".{final.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if old and not final.exists() and not final.is_symlink():
+        # a fallback swap was killed between its two renames: the previous tree is the site
+        os.rename(old.pop(), final)
+        fsync_path(final.parent)
+        log.warning("%s was missing after a killed run; put the previous tree back", final)
+    for path in [*final.parent.glob(f".{final.name}.new-*"), *old]:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    if removed:
+        log.info("removed %d temporary tree(s) left by killed runs beside %s", len(removed), final)
+    return removed
+
+
 def write_tree(root: Path, files: Mapping[str, bytes]) -> None:
     for rel, data in files.items():
         target = root / rel
@@ -65,7 +138,11 @@ def write_tree(root: Path, files: Mapping[str, bytes]) -> None:
 def publish(directory: str | os.PathLike, files: Mapping[str, bytes]) -> None:
     """Replace ``directory`` by a tree holding exactly ``files`` ({relative path: bytes})."""
     final = Path(directory).absolute()
-    final.parent.mkdir(parents=True, exist_ok=True)
+    with locked(final):
+        _publish(final, files)
+
+
+def _publish(final: Path, files: Mapping[str, bytes]) -> None:
     new = Path(tempfile.mkdtemp(prefix=f".{final.name}.new-", dir=final.parent))
     try:
         write_tree(new, files)

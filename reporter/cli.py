@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "NAME's entry and which mentioned it but were not used; write nothing")
     parser.add_argument("--datagrepper", metavar="URL", help="overrides [reporter] datagrepper")
     parser.add_argument("--full", action="store_true", help="refold the whole history")
+    parser.add_argument("--check-amis", action="store_true", default=None,
+                        help="ask EC2 which reported AMIs exist, are reporter.aws_owner's and "
+                        "public; leave the others off (default: reporter.check_amis)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -51,8 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.output is None:
         print("error: --output DIR is required (or --explain NAME)", file=sys.stderr)
         return 2
+    if (args.check_amis or config.reporter.check_amis) and not config.reporter.aws_owner:
+        print(f"error: config: {config.path}: checking AMIs needs reporter.aws_owner, the account "
+              "that owns them", file=sys.stderr)
+        return 2
     try:
-        result = run(args.output, source.rstrip("/"), config.reporter, full=args.full)
+        result = run(args.output, source.rstrip("/"), config.reporter, full=args.full,
+                     check_amis=args.check_amis)
     except (HistoryError, RunError) as e:
         print(f"error: {e}; {args.output} was left as it was; run the same command again "
               "once datagrepper answers (it reads history from the last complete report on)",
@@ -65,10 +73,20 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"fedimg-report: {'full' if result.full else 'incremental'} run, "
         f"{result.fetched} messages fetched in {result.requests} requests, "
-        f"{result.images} images ({result.read} messages read, {result.skipped} not understood)"
+        f"{result.images} images ({result.read} messages read, {result.skipped} not understood"
+        f"{f', {result.unplaced} rows without a usable time' if result.unplaced else ''}"
+        f"{f', {result.future} dated after now set aside' if result.future else ''})"
+        f"{_checked(result.ami_check)}"
         f" -> {args.output}"
     )
     return 0
+
+
+def _checked(counts: dict[str, int] | None) -> str:
+    if counts is None:
+        return ""
+    return (f"; AMIs checked with EC2: {counts['checked']}, {counts['left_off']} left off, "
+            f"{counts['deregistered']} deregistered, {counts['deprecated']} deprecated")
 
 
 def _explain(name: str, source: str, config: ReporterConfig, since: float) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reporter.families import Unreadable, read_row
+from reporter.fields import show, text
 from reporter.fold import image_key, iso, row_key
 
 __all__ = ["Mention", "explain", "render"]
@@ -32,7 +33,7 @@ class Mention:
 
 
 def _mentions(row: dict[str, Any], key: str) -> bool:
-    text = json.dumps([row.get("topic"), row.get("msg")], default=str).casefold()
+    text = json.dumps([row.get("topic"), row.get("msg")], default=repr).casefold()
     return key in text
 
 
@@ -49,17 +50,17 @@ def explain(rows: Iterable[dict[str, Any]], name: str) -> list[Mention]:
     for row in rows:
         if not isinstance(row, dict):
             continue
-        version = row_key(row)
-        if version is None:
+        try:
+            ts, msg_id = row_key(row)
+        except Unreadable as exc:
             if _mentions(row, key):
-                out.append(Mention(float("-inf"), str(row.get("msg_id")), str(row.get("topic")),
-                                   False, "the row has no timestamp"))
+                out.append(Mention(float("-inf"), show(row.get("msg_id")), show(row.get("topic")),
+                                   False, f"not readable: {exc}"))
             continue
-        ts, msg_id = version
         if msg_id in seen:
             continue
         seen.add(msg_id)
-        topic = str(row.get("topic"))
+        topic = text(row.get("topic"), 255) or ""
         try:
             observations = read_row(row)
         except Unreadable as exc:

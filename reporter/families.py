@@ -6,7 +6,8 @@ Families (recognised by the topic after the deployment prefix, e.g. ``org.fedora
 - the production uploader: ``fedora_image_uploader.published.v1.{aws,azure,gcp,container}``;
 - legacy fedmsg-era fedimg: ``fedimg.image.{upload,copy,publish,test}`` (2014-2020).
 
-History is attacker-influenced text: every value is type-checked and shape-checked here, and the
+History is attacker-influenced text: each family below reads every field of its bodies in one
+place, through the checked readers of reporter.fields (type, size, character set), and the
 identity always goes through shared.images.identify (which validates release/arch/subvariant), so
 what reaches the fold, the file names and the HTML is either well-formed or absent. A row that
 cannot be understood raises Unreadable with a one-line reason; the caller counts and logs it.
@@ -18,15 +19,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from reporter import fields as F
 from shared.errors import Unreadable
 from shared.images import CHANNELS, Hint, compose_version, identify, normalize_arch
 from shared.messages import MESSAGES
 
-_AMI = re.compile(r"ami-[0-9a-f]{3,40}", re.ASCII)
-_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}", re.ASCII)
-_SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
-_SAFE_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", re.ASCII)
-_MAX_TEXT = 2000  # free text (errors, notes) is cut here; history must not bloat the site
+_GLANCE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
+_OPENSTACK_CLOUD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", re.ASCII)
 
 FAMILY_HEADS = ("fedimg", "fedora_image_uploader")
 LEGACY_TOPICS = ("fedimg.image.upload", "fedimg.image.copy", "fedimg.image.publish",
@@ -46,9 +45,9 @@ class Observation:
     """What one message says about one image.
 
     ``sets`` are (field, key, value) writes into the image's registers: field is one of
-    aws/downloads/failures/qe/promoted/azure/gcp/containers; key is the register within the field
-    (region, format, "target:destination", test suite, "<registry> image" / "<registry> list")
-    or "" for single-valued fields.
+    aws/downloads/openstack/failures/qe/promoted/azure/gcp/containers; key is the register within
+    the field (region, format, OpenStack cloud, "target:destination", test suite,
+    "<registry> image" / "<registry> list") or "" for single-valued fields.
     """
 
     name: str
@@ -87,65 +86,55 @@ def read_row(row: dict[str, Any]) -> list[Observation]:
     raise Unreadable(f"unknown topic {base or row.get('topic')!r}")
 
 
-# ---- field readers ------------------------------------------------------------------------------
+# ---- field readers (type, size and character set: reporter.fields) ----------------------------
 
 
-def _str(body: dict, key: str, required: bool = True, limit: int = 255) -> str | None:
+def _name(value: Any, what: str = "'name'") -> str:
+    """An image name: it becomes a JSON key, a "latest" entry, a simplestreams pubname."""
+    return F.matching(value.strip() if isinstance(value, str) else value, F.IMAGE_NAME, what)
+
+
+def _word(body: dict, key: str, pattern: re.Pattern[str] = F.WORD,
+          required: bool = True) -> str | None:
     value = body.get(key)
-    if isinstance(value, str) and value.strip() and len(value) <= limit:
-        return value.strip()
     if value is None and not required:
         return None
-    if required or value is not None:
-        raise Unreadable(f"{key!r} is {_show(value)}, expected a non-empty string")
-    return None
-
-
-def _text(value: Any) -> str | None:
-    return value[:_MAX_TEXT] if isinstance(value, str) else None
-
-
-def _int(body: dict, key: str, required: bool = False) -> int | None:
-    value = body.get(key)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if value is None and not required:
-        return None
-    raise Unreadable(f"{key!r} is {_show(value)}, expected a non-negative integer")
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return F.matching(value, pattern, repr(key))
 
 
 def _ami(value: Any, what: str) -> str:
-    if isinstance(value, str) and _AMI.fullmatch(value):
-        return value
-    raise Unreadable(f"{what} is {_show(value)}, expected an AMI id")
+    return F.matching(value, F.AMI, what)
 
 
 def _region(value: Any, what: str) -> str:
     """A bare region, or a legacy destination like "EC2 (us-east-1)" / "EC2-eu-west-1"."""
-    if isinstance(value, str):
-        if _REGION.fullmatch(value):
+    if isinstance(value, str) and len(value) <= 64:
+        if F.REGION.fullmatch(value):
             return value
-        found = _REGION.findall(value)
+        found = F.REGION.findall(value)
         if len(found) == 1 and re.fullmatch(r"EC2[ -]?\(?" + re.escape(found[0]) + r"\)?", value):
             return found[0]
-    raise Unreadable(f"{what} is {_show(value)}, expected an EC2 region")
+    raise Unreadable(f"{what} is {F.show(value)}, expected an EC2 region")
 
 
 def _url(value: Any, what: str) -> str:
-    # Only http(s): a "javascript:" URL would survive HTML escaping inside an href.
-    if isinstance(value, str) and re.fullmatch(r"https?://[^\s<>\"']{1,2000}", value):
-        return value
-    raise Unreadable(f"{what} is {_show(value)}, expected an http(s) URL")
+    return F.matching(value, F.URL, what)
+
+
+def _aws_regions(value: Any, what: str = "'regions'") -> list[tuple[str, str, Any]]:
+    """A region -> AMI object as (field, key, value) writes."""
+    out = []
+    for region, ami in F.mapping(value, what):
+        region = _region(region, "region")
+        out.append(("aws", region, {"ami": _ami(ami, "AMI of " + region)}))
+    return out
 
 
 def _scalar(value: Any) -> str | int | None:
-    """A hint value identify() may look at: str or int, anything else (lists...) is None."""
-    if isinstance(value, str | int) and not isinstance(value, bool):
+    """A hint value identify() may look at: a short str or a bounded int, else None."""
+    if isinstance(value, str) and len(value) <= 255:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < F.MAX_INT:
         return value
     return None
 
@@ -176,13 +165,13 @@ def _identity(name: str, subvariant: Any = None, arch: Any = None, release: Any 
 def _identify(name: str, hint: Hint) -> dict[str, Any] | Unreadable:
     ident = identify(name, hint=hint)
     if ident.name != name or not (ident.release and ident.subvariant and ident.arch):
-        return Unreadable(f"cannot tell release, subvariant and arch of image {_show(name)}")
+        return Unreadable(f"cannot tell release, subvariant and arch of image {F.show(name)}")
     return {
         "release": ident.release,
         "subvariant": ident.subvariant,
         "arch": ident.arch,
         "channel": ident.channel,
-        "cloud": ident.cloud if ident.cloud and _SAFE_WORD.fullmatch(ident.cloud) else None,
+        "cloud": ident.cloud if ident.cloud and F.WORD.fullmatch(ident.cloud) else None,
     }
 
 
@@ -190,7 +179,7 @@ def _compose_id(value: Any) -> str | None:
     """compose, compose_id or {"compose_id": ...} (legacy); only well-formed ids are kept."""
     if isinstance(value, dict):
         value = value.get("compose_id")
-    if isinstance(value, str) and _SAFE_WORD.fullmatch(value):
+    if isinstance(value, str) and F.WORD.fullmatch(value):
         return value
     return None
 
@@ -201,13 +190,13 @@ def _compose_id(value: Any) -> str | None:
 def _ours(base: str, body: dict) -> list[Observation]:
     if base == "fedimg.build.started.v1":
         return []  # a build, not an image yet: the images it makes announce themselves
-    name = _str(body, "name")
+    name = _name(body.get("name"))
     identity = _identity(name, body.get("subvariant"), body.get("arch"), body.get("release"),
                          body.get("channel"), body.get("compose_id"))
     source = {
         "compose_id": _compose_id(body.get("compose_id")),
-        "koji_task_id": _int(body, "koji_task_id"),
-        "koji_build_id": _int(body, "koji_build_id"),
+        "koji_task_id": F.integer(body.get("koji_task_id"), "'koji_task_id'"),
+        "koji_build_id": F.integer(body.get("koji_build_id"), "'koji_build_id'"),
     }
     if base == "fedimg.image.published.v1.container":
         from reporter import containers  # it reads rows with this module's helpers
@@ -218,52 +207,51 @@ def _ours(base: str, body: dict) -> list[Observation]:
         region = _region(body.get("region"), "region")
         sets.append(("aws", region, {"ami": _ami(body.get("ami"), "ami")}))
     elif base == "fedimg.image.completed.v1.aws":
-        regions = body.get("regions")
-        if not isinstance(regions, dict):
-            raise Unreadable(f"'regions' is {_show(regions)}, expected an object")
-        for region, ami in sorted(regions.items()):
-            sets.append(("aws", _region(region, "region"), {"ami": _ami(ami, f"AMI of {region}")}))
+        sets.extend(_aws_regions(body.get("regions")))
     elif base == "fedimg.image.published.v1.downloads":
-        fmt = _str(body, "format")
-        sha = body.get("sha256")
-        sha_ok = isinstance(sha, str) and _SHA256.fullmatch(sha)
-        if fmt not in ("qcow2", "raw.tar.xz") or not sha_ok:
-            raise Unreadable(f"download {_show(fmt)} has no valid format/sha256")
-        checksum_url = body.get("checksum_url")
+        fmt = body.get("format")
+        if fmt not in ("qcow2", "raw.tar.xz"):
+            raise Unreadable(f"download format {F.show(fmt)} is not qcow2/raw.tar.xz")
         sets.append(("downloads", fmt, {
             "format": fmt,
             "url": _url(body.get("url"), "url"),
-            "size": _int(body, "size", required=True),
-            "sha256": sha,
-            "checksum_url": _url(checksum_url, "checksum_url") if checksum_url else None,
+            "size": F.integer(body.get("size"), "'size'", required=True),
+            "sha256": F.matching(body.get("sha256"), F.SHA256, "'sha256'"),
+            "checksum_url": F.optional(body.get("checksum_url"),
+                                       lambda v: _url(v, "checksum_url")),
+        }))
+    elif base == "fedimg.image.published.v1.openstack":
+        visibility = body.get("visibility")
+        sets.append(("openstack", _word(body, "cloud", _OPENSTACK_CLOUD), {
+            "image_id": _word(body, "image_id", _GLANCE_ID),
+            "visibility": visibility if visibility in ("public", "community", "shared",
+                                                       "private") else None,
         }))
     elif base == "fedimg.image.failed.v1":
-        target = _str(body, "target")
-        destination = _str(body, "destination", limit=100)
+        target = _word(body, "target")
+        destination = _word(body, "destination", F.DESTINATION)
         sets.append(("failures", f"{target}:{destination}", {
             "target": target,
             "destination": destination,
-            "error_kind": _str(body, "error_kind", required=False, limit=40),
-            "error": _text(body.get("error")),
+            "error_kind": _word(body, "error_kind", required=False),
+            "error": F.text(body.get("error")),
             "retryable": body.get("retryable") is True,
         }))
     elif base == "fedimg.image.promoted.v1":
         if body.get("official") is not True:
             raise Unreadable("promotion without official: true")
         identity["channel"] = "release"  # promotion is what makes a candidate the release
-        sets.append(("promoted", "", {"agent": _text(body.get("agent")),
-                                      "note": _text(body.get("note"))}))
+        sets.append(("promoted", "", {"agent": F.text(body.get("agent"), 100),
+                                      "note": F.text(body.get("note"))}))
     elif base == "fedimg.image.tested.v1":
         result = body.get("result")
         if result not in ("passed", "failed", "needs_inspection"):
-            raise Unreadable(f"QE result {_show(result)} is not passed/failed/needs_inspection")
-        suite = _str(body, "test_suite", limit=100)
-        url = body.get("url")
-        sets.append(("qe", suite, {
+            raise Unreadable(f"QE result {F.show(result)} is not passed/failed/needs_inspection")
+        sets.append(("qe", _word(body, "test_suite", F.SUITE), {
             "result": result,
-            "url": _url(url, "url") if url else None,
-            "note": _text(body.get("note")),
-            "agent": _text(body.get("agent")),
+            "url": F.optional(body.get("url"), lambda v: _url(v, "url")),
+            "note": F.text(body.get("note")),
+            "agent": F.text(body.get("agent"), 100),
         }))
     # image.accepted.v1: the image exists; identity and source are all it says
     return [Observation(name, identity, source, tuple(sets))]
@@ -281,7 +269,7 @@ def _derive(compose_id: str | None, subvariant: str, cloud: str | None, arch: st
     """
     parsed = compose_version(compose_id or "")
     if not parsed:
-        raise Unreadable(f"compose_id {_show(compose_id)} cannot name a per-image entry")
+        raise Unreadable(f"compose_id {F.show(compose_id)} cannot name a per-image entry")
     release, version = parsed
     product = subvariant.replace("_", "-")
     middle = f"{product}-{cloud}" if cloud else product
@@ -319,7 +307,7 @@ def _topic_words(words: list[str]) -> dict[str, str]:
 def _fiu_name(image_name: Any, compose_id: str | None, subvariant: str | None,
               cloud: str, arch: str, release: Any) -> tuple[str, bool, dict[str, Any]]:
     """(name, derived, identity): the body's image_name when it names one image, else derived."""
-    if isinstance(image_name, str) and image_name.strip() and len(image_name) <= 255:
+    if isinstance(image_name, str) and F.IMAGE_NAME.fullmatch(image_name.strip()):
         try:
             identity = _identity(image_name.strip(), subvariant, arch, release,
                                  compose_id=compose_id)
@@ -329,40 +317,44 @@ def _fiu_name(image_name: Any, compose_id: str | None, subvariant: str | None,
         if identity is not None and named.release is not None and named.arch is not None:
             return image_name.strip(), False, identity
     if subvariant is None:
-        raise Unreadable(f"neither body nor topic says the subvariant of {_show(image_name)}")
+        raise Unreadable(f"neither body nor topic says the subvariant of {F.show(image_name)}")
     name = _derive(compose_id, subvariant, cloud, arch)
     return name, True, _identity(name, subvariant, arch, release, compose_id=compose_id)
+
+
+_show = F.show  # reporter.containers reads its rows with this module's helpers
+
+
+def _arch(value: Any, what: str) -> str:
+    return normalize_arch(F.matching(value, F.WORD, what))
 
 
 def _fiu(kind: str, body: dict, told: dict[str, str]) -> list[Observation]:
     compose_id = _compose_id(body.get("compose_id"))
     if kind == "container":
-        arches = body.get("architectures")
-        repo = _str(body, "repository", limit=100)
-        if not isinstance(arches, list) or not arches:
-            raise Unreadable(f"'architectures' is {_show(arches)}, expected a list")
-        subvariant = _CONTAINER_SUBVARIANTS.get(repo)
-        if subvariant is None:
-            if not re.fullmatch(r"[a-z][a-z0-9\-]{0,40}", repo):
-                raise Unreadable(f"container repository {_show(repo)} is not a name")
-            subvariant = "Container_" + repo.replace("-", "_")
+        arches = F.items(body.get("architectures"), "'architectures'",
+                         lambda a: _arch(a, "container arch"), empty=False, limit=16)
+        repo = F.matching(body.get("repository"), _REPOSITORY, "'repository'")
+        subvariant = _CONTAINER_SUBVARIANTS.get(repo) or "Container_" + repo.replace("-", "_")
+        registries = F.items(body.get("registries"), "'registries'",
+                             lambda r: F.matching(r, F.REGISTRY, "a registry"), limit=20)
+        tags = F.items(body.get("tags"), "'tags'", lambda t: F.matching(t, F.TAG, "a tag"),
+                       limit=50)
         from reporter import containers  # it reads rows with this module's helpers
 
-        sets = containers.fiu_lists(repo, body.get("registries"), body.get("tags"))
+        sets = containers.fiu_lists(repo, registries, tags)
         out = []
         for arch in arches:
-            if not isinstance(arch, str):
-                raise Unreadable(f"container arch {_show(arch)} is not a string")
-            arch = normalize_arch(arch)
             name = _derive(compose_id, subvariant, None, arch)
             identity = _identity(name, subvariant, arch, compose_id=compose_id)
             out.append(Observation(name, identity, {"compose_id": compose_id}, sets,
                                    derived_name=True))
         return out
 
-    arch = _str(body, "architecture", required="arch" not in told)
-    arch = normalize_arch(arch) if arch else told["arch"]
-    subvariant = _str(body, "subvariant", required=False, limit=64) or told.get("subvariant")
+    arch = body.get("architecture")
+    arch = _arch(arch, "'architecture'") if arch is not None or "arch" not in told \
+        else told["arch"]
+    subvariant = _word(body, "subvariant", required=False) or told.get("subvariant")
     release = body.get("release") if body.get("release") is not None else told.get("release")
     name, derived, identity = _fiu_name(body.get("image_name") if kind == "aws" else None,
                                         compose_id, subvariant, _CLOUD_OF_KIND[kind], arch,
@@ -371,55 +363,59 @@ def _fiu(kind: str, body: dict, told: dict[str, str]) -> list[Observation]:
         identity["channel"] = told["channel"]
     sets: list[tuple[str, str, Any]] = []
     if kind == "aws":
-        regions = body.get("regions")
-        if not isinstance(regions, dict) or not regions:
-            raise Unreadable(f"'regions' is {_show(regions)}, expected a region -> AMI object")
-        for region, ami in sorted(regions.items()):
-            sets.append(("aws", _region(region, "region"), {"ami": _ami(ami, f"AMI of {region}")}))
+        sets.extend(_aws_regions(body.get("regions")))
     elif kind == "azure":
-        regions = body.get("regions")
         sets.append(("azure", "", {
-            "image_definition": _str(body, "image_definition_name", limit=200),
-            "image_version": _str(body, "image_version_name", limit=100),
-            "resource_id": _str(body, "image_resource_id", required=False, limit=500),
-            "regions": sorted(r for r in regions if isinstance(r, str) and len(r) < 64)
-            if isinstance(regions, list) else [],
+            "image_definition": _word(body, "image_definition_name"),
+            "image_version": _word(body, "image_version_name"),
+            "resource_id": _word(body, "image_resource_id", F.RESOURCE_ID, required=False),
+            "regions": sorted(_locations(body.get("regions"), "'regions'")),
         }))
     else:  # gcp
-        locations = body.get("storage_locations")
-        image_url = body.get("image_url")
         sets.append(("gcp", "", {
-            "image_name": _str(body, "image_name", limit=200),
-            "family": _str(body, "family", required=False, limit=200),
-            "image_url": _url(image_url, "image_url") if image_url else None,
-            "storage_locations": sorted(s for s in locations if isinstance(s, str) and len(s) < 64)
-            if isinstance(locations, list) else [],
+            "image_name": _word(body, "image_name"),
+            "family": _word(body, "family", required=False),
+            "image_url": F.optional(body.get("image_url"), lambda v: _url(v, "image_url")),
+            "storage_locations": sorted(_locations(body.get("storage_locations"),
+                                                   "'storage_locations'")),
         }))
     return [Observation(name, identity, {"compose_id": compose_id}, tuple(sets),
                         derived_name=derived)]
 
 
+_REPOSITORY = re.compile(r"[a-z][a-z0-9\-]{0,40}", re.ASCII)
+
+
+def _locations(value: Any, what: str) -> list[str]:
+    return F.items(value, what, lambda r: F.matching(r, F.CLOUD_REGION, "a location"), null=True)
+
+
 # ---- legacy fedimg (fedmsg era) -----------------------------------------------------------------
+
+_LEGACY_TEST_RESULTS = {"success": "passed", "completed": "passed", "failed": "failed"}
+_LEGACY_STATUSES = ("started", "completed", "failed", "success")
 
 
 def _legacy(event: str, body: dict) -> Observation:
-    name = _str(body, "image_name")
+    name = _name(body.get("image_name"), "'image_name'")
     compose_id = _compose_id(body.get("compose_id")) or _compose_id(body.get("compose"))
     identity = _identity(name, compose_id=compose_id)
     source = {"compose_id": compose_id}
     status = body.get("status")
+    if status is not None and status not in _LEGACY_STATUSES:
+        raise Unreadable(f"legacy status {F.show(status)} is not one of {_LEGACY_STATUSES}")
     extra = body.get("extra") if isinstance(body.get("extra"), dict) else {}
     service = body.get("service")
     if service not in (None, "EC2"):
-        raise Unreadable(f"legacy service {_show(service)} is not EC2")
+        raise Unreadable(f"legacy service {F.show(service)} is not EC2")
     region = _region(body.get("destination"), "destination")
     sets: list[tuple[str, str, Any]] = []
     if event == "test":
-        result = {"success": "passed", "completed": "passed", "failed": "failed"}.get(status)
+        result = _LEGACY_TEST_RESULTS.get(status)
         if result is None:
             if status == "started":
                 return Observation(name, identity, source)
-            raise Unreadable(f"legacy test status {_show(status)}")
+            raise Unreadable(f"legacy test status {F.show(status)}")
         sets.append(("qe", f"fedimg-test ({region})", {
             "result": result, "url": None, "note": None, "agent": "fedimg"}))
     elif status == "failed":
@@ -429,5 +425,5 @@ def _legacy(event: str, body: dict) -> Observation:
     elif status in (None, "completed"):
         sets.append(("aws", region, {"ami": _ami(extra.get("id"), "extra.id")}))
     elif status != "started":
-        raise Unreadable(f"legacy status {_show(status)} is not started/completed/failed")
+        raise Unreadable(f"legacy status {F.show(status)} is not started/completed/failed")
     return Observation(name, identity, source, tuple(sets))

@@ -19,19 +19,22 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from reporter import containers
 from reporter.families import Observation, Unreadable, read_row
+from reporter.fields import show
 from shared.images import CHANNELS
 
 log = logging.getLogger(__name__)
 
 Version = tuple[float, str]  # (timestamp, msg_id): total order, the deterministic tie-break
 _RANK = {c: i for i, c in enumerate(CHANNELS)}
-FIELDS = ("aws", "downloads", "failures", "qe", "promoted", "azure", "gcp", "containers")
+FIELDS = ("aws", "downloads", "openstack", "failures", "qe", "promoted", "azure", "gcp",
+          "containers")
 IDENTITY = ("release", "subvariant", "arch", "cloud")
 SOURCE = ("compose_id", "koji_task_id", "koji_build_id")
 
@@ -55,6 +58,7 @@ class FoldState:
     read: int = 0
     skipped: int = 0
     last_timestamp: float | None = None
+    unplaced: int = 0  # rows of this run without a usable time or not even an object
 
 
 def _put(regs: dict[str, list], key: str, version: Version, value: Any) -> None:
@@ -63,27 +67,54 @@ def _put(regs: dict[str, list], key: str, version: Version, value: Any) -> None:
         regs[key] = [version[0], version[1], value]
 
 
-def row_key(row: dict[str, Any]) -> tuple[float, str] | None:
-    """(timestamp, msg_id) of a row; None when the row has no usable timestamp."""
+# Rows are dated between the epoch and the year 9999: anything else (-1e11, 1e400 = inf, NaN)
+# cannot be placed in time, shown as a date or used as a checkpoint.
+MIN_TIMESTAMP = 0.0  # 1970-01-01T00:00:00Z
+MAX_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z
+_MSG_ID = re.compile(r"[!-~]{1,200}", re.ASCII)  # printable ASCII: uuids, "2014-<uuid>", ...
+_TOPIC_MAX = 255
+
+
+def row_key(row: Any) -> tuple[float, str]:
+    """(timestamp, msg_id) of a row; Unreadable (saying why) when it cannot be placed in time.
+
+    A row without a usable msg_id gets one from its content, so a duplicate of it is still
+    recognised; ``check_row`` says whether such a row may be used.
+    """
+    if not isinstance(row, dict):
+        raise Unreadable(f"the row is {type(row).__name__}, not an object")
     ts = row.get("timestamp")
-    if isinstance(ts, bool) or not isinstance(ts, int | float) or ts != ts:
-        return None
+    if isinstance(ts, bool) or not isinstance(ts, int | float) or \
+            not MIN_TIMESTAMP <= ts <= MAX_TIMESTAMP:
+        raise Unreadable(f"timestamp {show(ts)} is no time between 1970 and 9999")
     msg_id = row.get("msg_id")
-    if not isinstance(msg_id, str) or not msg_id:
-        # still deterministic, so a duplicate of it is still recognised
-        blob = json.dumps(row, sort_keys=True, default=str).encode()
-        msg_id = "no-msg-id:" + hashlib.sha256(blob).hexdigest()
-    return float(ts), msg_id
+    if isinstance(msg_id, str) and _MSG_ID.fullmatch(msg_id):
+        return float(ts), msg_id
+    blob = json.dumps(row, sort_keys=True, default=repr).encode()
+    prefix = "no-msg-id:" if msg_id is None else "bad-msg-id:"
+    return float(ts), prefix + hashlib.sha256(blob).hexdigest()
 
 
-def apply_row(state: FoldState, row: dict[str, Any]) -> None:
+def check_row(row: dict[str, Any], msg_id: str) -> None:
+    """Unreadable unless the row's own msg_id and topic are usable (row_key placed it)."""
+    if msg_id.startswith("bad-msg-id:"):
+        raise Unreadable(f"msg_id {show(row.get('msg_id'))} is not printable ASCII of 1 to "
+                         "200 characters")
+    topic = row.get("topic")
+    if not isinstance(topic, str) or len(topic) > _TOPIC_MAX:
+        raise Unreadable(f"topic {show(topic)} is not a string of at most {_TOPIC_MAX}")
+
+
+def apply_row(state: FoldState, row: Any) -> None:
     """Fold one row into ``state`` (in place). Never raises for bad history."""
-    key = row_key(row) if isinstance(row, dict) else None
-    if key is None:
-        state.skipped += 1  # no timestamp: cannot be placed or de-duplicated; see history.py
-        log.warning("skipping a history row without a timestamp: %.200r", row)
+    try:
+        ts, msg_id = key = row_key(row)
+    except Unreadable as e:
+        # Not a message of the timeline: it cannot be told apart from itself when an overlap
+        # reads it again, so it is counted per run (``unplaced``), not in the report's totals.
+        state.unplaced += 1
+        log.warning("skipping a history row: %s", e)
         return
-    ts, msg_id = key
     if msg_id in state.seen:
         return
     state.seen[msg_id] = ts
@@ -91,10 +122,11 @@ def apply_row(state: FoldState, row: dict[str, Any]) -> None:
     if state.last_timestamp is None or ts > state.last_timestamp:
         state.last_timestamp = ts
     try:
+        check_row(row, msg_id)
         observations = read_row(row)
     except Unreadable as e:
         state.skipped += 1
-        log.warning("skipping message %s (%s): %s", msg_id, str(row.get("topic"))[:200], e)
+        log.warning("skipping message %s (%s): %s", msg_id, show(row.get("topic")), e)
         return
     for obs in observations:
         _observe(state, obs, key)
@@ -165,12 +197,12 @@ def image_record(img: ImageState, holders: dict[tuple, tuple] | None = None) -> 
     `holders` (containers.tag_holders over every image) says which image's manifest list each
     container tag names now; without it, an image shows every tag its messages claimed."""
     regs = img.regs
-    aws = regs.get("aws", {})
     downloads = regs.get("downloads", {})
     failures = []
     for reg in regs.get("failures", {}).values():
         f = reg[2]
-        success = (aws if f["target"] == "aws" else downloads if f["target"] == "downloads"
+        # a target's successes are the field named after it, keyed by destination
+        success = (regs.get(f["target"], {}) if f["target"] in ("aws", "downloads", "openstack")
                    else {}).get(f["destination"])
         if success is not None and (success[0], success[1]) > (reg[0], reg[1]):
             continue  # a later success for the same destination supersedes the failure
@@ -198,8 +230,9 @@ def image_record(img: ImageState, holders: dict[tuple, tuple] | None = None) -> 
         "updated": iso(img.updated),
         "official": promoted is not None,
         "promoted": None if promoted is None else {**promoted[2], "at": iso(promoted[0])},
-        "aws": {region: reg[2] for region, reg in sorted(aws.items())},
+        "aws": {region: reg[2] for region, reg in sorted(regs.get("aws", {}).items())},
         "downloads": [reg[2] for _, reg in sorted(downloads.items())],
+        "openstack": {cloud: reg[2] for cloud, reg in sorted(regs.get("openstack", {}).items())},
         "qe": qe,
         "failures": failures,
         "azure": _value(regs.get("azure", {}), ""),

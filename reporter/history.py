@@ -17,7 +17,9 @@ Retries follow the one HTTP policy of ``shared.http``: the session retries 5xx/4
 connection errors; broken JSON, a body cut off and a page shorter than it must be are asked
 again here. Each is bounded by ``retries``; anything still failing ends the run (HistoryError).
 
-Requests for different windows run concurrently (reporter.concurrency threads).
+Requests for different windows run concurrently (reporter.concurrency threads). How windows are
+split, what bounds the requests, and when a window's pages are believed together:
+reporter.paging. Redirects to another scheme://host:port are refused (the session policy).
 """
 
 from __future__ import annotations
@@ -27,14 +29,15 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import cachetools
 import requests
 
+from reporter.fields import Oversized, show
+from reporter.paging import Window, row_identity, walk
 from reporter.times import readable
 from shared import http as shared_http
 from shared.errors import HistoryError
@@ -46,15 +49,9 @@ CATEGORIES = ("fedimg", "fedora_image_uploader")
 ROWS_PER_PAGE = 100  # datagrepper's maximum
 DAY = 86400.0
 USER_AGENT = "fedimg-report"
+FUTURE_SKEW = 300.0  # seconds a row may be dated after "now" (clocks differ); later is set aside
 
 
-
-
-@dataclass(frozen=True)
-class Window:
-    category: str
-    start: float
-    end: float
 
 
 @dataclass
@@ -62,6 +59,7 @@ class Stats:
     requests: int = 0  # every HTTP attempt, the session's retries included
     retries: int = 0
     splits: int = 0
+    future: int = 0  # rows dated after now (+ FUTURE_SKEW), set aside
 
 
 class History:
@@ -87,7 +85,8 @@ class History:
         self.backoff = backoff
         self.categories = tuple(categories)
         self.session = shared_http.session(USER_AGENT, timeout=timeout, retries=retries,
-                                           backoff=backoff, on_retry=self._transport_retry)
+                                           backoff=backoff, on_retry=self._transport_retry,
+                                           same_origin_redirects=True)
         self.session.headers["Accept"] = "application/json"
         self.stats = Stats()
         # A page of a window that is entirely in the past never changes within a run; the memo
@@ -134,11 +133,12 @@ class History:
         if resp.status_code != 200:
             raise self._failed(where, f"HTTP {resp.status_code} to /raw {params}: {body[:200]!r}")
         try:
-            data = json.loads(body)
-        except ValueError as e:
+            data = parse_json(body)
+        except (ValueError, RecursionError) as e:
             raise IncompleteAnswer(f"broken JSON ({e})") from None
         if not (isinstance(data, dict) and isinstance(data.get("raw_messages"), list)
-                and isinstance(data.get("pages"), int)):
+                and len(data["raw_messages"]) <= ROWS_PER_PAGE
+                and isinstance(data.get("pages"), int) and not isinstance(data["pages"], bool)):
             raise IncompleteAnswer(f"unexpected /raw answer: {str(data)[:200]}")
         return data
 
@@ -195,60 +195,33 @@ class History:
         edges = [start + i * step for i in range(n)] + [end]
         return [Window(c, edges[i], edges[i + 1]) for c in self.categories for i in range(n)]
 
+    def stream(self, start: float, end: float) -> Iterator[list[Any]]:
+        """The rows of [start, end] window by window, each window complete and consistent
+        (see reporter.paging); rows dated after ``end`` + FUTURE_SKEW are set aside, with a
+        warning, and counted in ``stats.future``."""
+        self._abort.clear()
+        yield from walk(
+            self.page, self.windows(start, end), max_pages=self.max_pages, retries=self.retries,
+            horizon=end + FUTURE_SKEW, concurrency=self.concurrency, on_split=self._split,
+            on_future=self._future, abort=self._abort.set)
+
     def fetch(self, start: float, end: float) -> list[dict[str, Any]]:
         """Every row in [start, end] (inclusive), sorted by (timestamp, msg_id), no duplicates."""
-        rows: dict[str, dict[str, Any]] = {}
-        self._abort.clear()
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="datagrepper") as pool:
-            pending: dict[Future, tuple[str, Window, int]] = {}
-            expected: dict[Window, int] = {}  # window -> pages its first page announced
-            restarts: dict[Window, int] = {}
-
-            def first_page(w: Window, fresh: bool = False) -> None:
-                pending[pool.submit(self.page, w, 1, fresh)] = ("first", w, 1)
-
-            # the first window alone first: a datagrepper that is down costs one window's retries
-            later = self.windows(start, end)
-            first_page(later.pop(0))
-            try:
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        kind, w, page = pending.pop(fut)
-                        data = fut.result()  # HistoryError propagates: the run fails
-                        if kind == "first" and data["pages"] > self.max_pages and \
-                                w.end - w.start >= 2.0:
-                            # too deep for OFFSET paging: split the window (halves share mid)
-                            mid = math.floor((w.start + w.end) / 2)
-                            with self._lock:
-                                self.stats.splits += 1
-                            first_page(Window(w.category, w.start, mid))
-                            first_page(Window(w.category, mid, w.end))
-                            continue
-                        if kind == "more" and data["pages"] != expected[w]:
-                            # rows arrived in (or left) the window while paging: OFFSET pages
-                            # shifted, so read the window again (rows are de-duplicated)
-                            restarts[w] = restarts.get(w, 0) + 1
-                            if restarts[w] > self.retries:
-                                raise HistoryError(
-                                    f"{w.category} {w.start:.0f}..{w.end:.0f} kept changing "
-                                    f"while being read ({restarts[w]} attempts)")
-                            log.warning("datagrepper window %s changed while paging; rereading", w)
-                            first_page(w, fresh=True)
-                        for row in data["raw_messages"]:
-                            _keep(rows, row)
-                        while later:
-                            first_page(later.pop(0))
-                        if kind == "first":
-                            expected[w] = data["pages"]
-                            for p in range(2, data["pages"] + 1):
-                                pending[pool.submit(self.page, w, p, True)] = ("more", w, p)
-            except BaseException:
-                self._abort.set()
-                for fut in pending:
-                    fut.cancel()
-                raise
+        rows: dict[str, Any] = {}
+        for window in self.stream(start, end):
+            for row in window:
+                rows.setdefault(row_identity(row), row)
         return sorted(rows.values(), key=_order)
+
+    def _split(self) -> None:
+        with self._lock:
+            self.stats.splits += 1
+
+    def _future(self, row: Any) -> None:
+        with self._lock:
+            self.stats.future += 1
+        log.warning("setting aside message %s dated %s, after now: it is read once that time "
+                    "has come", show(row.get("msg_id")), show(row.get("timestamp")))
 
 
 def _rows_expected(data: dict[str, Any], page: int) -> int | None:
@@ -264,16 +237,31 @@ def _rows_expected(data: dict[str, Any], page: int) -> int | None:
     return None
 
 
-def _keep(rows: dict[str, dict[str, Any]], row: Any) -> None:
+def parse_json(body: bytes) -> Any:
+    """JSON of a page; an integer too long for Python (> 4300 digits) does not spoil the page.
+
+    Such an integer is no value of ours: it becomes an ``Oversized`` stand-in, which no checked
+    reader accepts, so only the row holding it is skipped (and counted) by the fold.
+    """
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # int(): "Exceeds the limit (4300 digits) for integer string conversion"
+        return json.loads(body, parse_int=_bounded_int)
+
+
+def _bounded_int(digits: str) -> int | Oversized:
+    return int(digits) if len(digits) <= 100 else Oversized(len(digits))
+
+
+def _order(row: Any) -> tuple[float, str]:
     if not isinstance(row, dict):
-        return  # the fold would have to skip it anyway; nothing to de-duplicate it by
-    msg_id = row.get("msg_id")
-    key = msg_id if isinstance(msg_id, str) else json.dumps(row, sort_keys=True, default=str)
-    rows.setdefault(key, row)
-
-
-def _order(row: dict[str, Any]) -> tuple[float, str]:
+        return float("-inf"), ""
     ts = row.get("timestamp")
-    ts = float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) else float("-inf")
+    # rows with no usable time (10**400 does not even convert to float) go first; the fold
+    # skips and counts them
+    ts = float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) and \
+        abs(ts) < 1e300 else float("-inf")
     msg_id = row.get("msg_id")
     return ts, msg_id if isinstance(msg_id, str) else ""

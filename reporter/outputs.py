@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import functools
 import json
 from typing import Any
 
 from reporter.fold import FoldState
-from shared.images import CHANNELS, aws_arch
+from shared.images import CHANNELS, aws_arch, identify
 
 REPORT_SCHEMA = "fedimg.report/1"
 LATEST_SCHEMA = "fedimg.latest/1"
@@ -36,11 +37,13 @@ def history_block(state: FoldState, source: str) -> dict[str, Any]:
     }
 
 
-def images_json(images: list[dict], state: FoldState, source: str, generated: str) -> dict:
+def images_json(images: list[dict], state: FoldState, source: str, generated: str,
+                history: dict | None = None) -> dict:
+    """images.json; ``history`` replaces history_block's (e.g. with the AMI check's counts)."""
     return {
         "schema": REPORT_SCHEMA,
         "generated": generated,
-        "history": history_block(state, source),
+        "history": history_block(state, source) if history is None else history,
         "images": images,
     }
 
@@ -49,13 +52,30 @@ def _newest_key(img: dict) -> tuple:
     return (img["first_seen"], img["updated"], img["name"])
 
 
+@functools.lru_cache(maxsize=65536)
+def _name_says(name: str) -> tuple[str | None, str | None, str | None]:
+    ident = identify(name)
+    return ident.release, ident.subvariant, ident.arch
+
+
+def reads_as_image_name(img: dict) -> bool:
+    """True when the name alone says the image's release, subvariant and arch.
+
+    Hints in a body can give any string an identity; only names that are image names by
+    themselves may be offered as the "latest" image or a simplestreams version.
+    """
+    release, subvariant, arch = _name_says(img["name"])
+    return (release, arch) == (img["release"], img["arch"]) and subvariant is not None
+
+
 def latest(images: list[dict], by_cloud: bool = False) -> list[dict]:
     """The newest image (by first_seen, then updated, then name) per release x subvariant x arch
     x channel (x cloud with by_cloud, so an Azure image does not hide the AWS one); images whose
-    channel is unknown are not "current" in any channel."""
+    channel is unknown are not "current" in any channel, nor are images whose name is no image
+    name by itself (see reads_as_image_name)."""
     best: dict[tuple, dict] = {}
     for img in images:
-        if img["channel"] is None:
+        if img["channel"] is None or not reads_as_image_name(img):
             continue
         key = (img["release"], img["subvariant"], img["arch"], img["channel"])
         if by_cloud:
@@ -76,11 +96,12 @@ def sort_key(key: tuple) -> tuple:
     return (release_order(release), rank, subvariant, arch, *cloud)
 
 
-def latest_json(images: list[dict], state: FoldState, source: str, generated: str) -> dict:
+def latest_json(images: list[dict], state: FoldState, source: str, generated: str,
+                history: dict | None = None) -> dict:
     return {
         "schema": LATEST_SCHEMA,
         "generated": generated,
-        "history": history_block(state, source),
+        "history": history_block(state, source) if history is None else history,
         "latest": latest(images),
         "latest_by_cloud": latest(images, by_cloud=True),
     }
@@ -124,6 +145,8 @@ def streams(images: list[dict], state: FoldState) -> dict[str, dict]:
     dl_products: dict[str, dict] = {}
     regions: set[str] = set()
     for img in sorted(images, key=lambda i: (i["first_seen"], i["name"])):
+        if not reads_as_image_name(img):
+            continue
         base = {
             "arch": img["arch"], "release": img["release"], "subvariant": img["subvariant"],
             "channel": img["channel"] or "unknown", "os": "fedora",

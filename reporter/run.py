@@ -16,8 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from reporter import outputs, site
-from reporter.atomic_dir import publish
+from reporter import claims, outputs, site
+from reporter.atomic_dir import locked, publish
+from reporter.claims import ClientFor, ec2_clients
 from reporter.fold import FoldState, fold_onto, image_records, state_from_json, state_to_json
 from reporter.history import History
 from shared.config import ReporterConfig
@@ -38,6 +39,9 @@ class RunResult:
     read: int
     skipped: int
     requests: int
+    unplaced: int = 0  # rows skipped that cannot be placed in time (not in the report's totals)
+    future: int = 0  # rows dated after now, set aside until their time has come
+    ami_check: dict[str, int] | None = None  # what the AMI check did (None: not asked)
 
 
 def since_epoch(since: str) -> float:
@@ -92,8 +96,22 @@ def run(
     full: bool = False,
     history: History | None = None,
     now: float | None = None,
+    check_amis: bool | None = None,
+    ec2: ClientFor | None = None,
 ) -> RunResult:
+    """One run into ``output``; ``check_amis`` (default: the config's) asks EC2 about every
+    reported AMI (reporter.claims) through ``ec2`` (default: boto3's credential chain)."""
     directory = Path(output)
+    check = config.check_amis if check_amis is None else check_amis
+    if check and not config.aws_owner:
+        raise RunError("checking AMIs needs reporter.aws_owner, the account that owns them")
+    with locked(directory):
+        return _run(directory, source, config, full, history, now,
+                    (ec2 or ec2_clients()) if check else None)
+
+
+def _run(directory: Path, source: str, config: ReporterConfig, full: bool,
+         history: History | None, now: float | None, ec2: ClientFor | None) -> RunResult:
     end = time.time() if now is None else now
     checkpoint = None if full else load_checkpoint(directory, source)
     if checkpoint is not None and checkpoint[0].last_timestamp is not None:
@@ -107,27 +125,33 @@ def run(
     incremental = checkpoint is not None
     log.info("%s run: reading %s from %s to %s", "incremental" if incremental else "full",
              source, _iso(start), _iso(end))
-    rows = history.fetch(start, end)
-    state = fold_onto(state, rows, copy_state=False)
+    fetched = 0
+    for rows in history.stream(start, end):  # folded window by window: nothing accumulates
+        fetched += len(rows)
+        fold_onto(state, rows, copy_state=False)
 
     generated = _iso(end)
     images = image_records(state)
     hist = outputs.history_block(state, source)
+    if ec2 is not None:
+        hist["ami_check"] = claims.check(images, config.aws_owner, ec2).as_dict()
     files: dict[str, bytes] = {
-        "images.json": outputs.dumps(outputs.images_json(images, state, source, generated)),
-        "latest.json": outputs.dumps(outputs.latest_json(images, state, source, generated)),
+        "images.json": outputs.dumps(outputs.images_json(images, state, source, generated, hist)),
+        "latest.json": outputs.dumps(outputs.latest_json(images, state, source, generated, hist)),
         # sorted: register maps fill in arrival order, which differs between runs
         STATE_FILE: outputs.dumps(state_to_json(state, source, overlap), sort_keys=True),
     }
-    for path, doc in outputs.streams(images, state).items():
+    shown = claims.launchable(images)  # deregistered AMIs are history, not offers
+    for path, doc in outputs.streams(shown, state).items():
         files[path] = outputs.dumps(doc)
-    files.update(site.render(images, hist, generated))
+    files.update(site.render(shown, hist, generated))
     publish(directory, files)
     log.info("published %d images (%d messages read, %d not understood) to %s",
              len(images), state.read, state.skipped, directory)
     return RunResult(
-        full=not incremental, start=start, end=end, fetched=len(rows), images=len(images),
+        full=not incremental, start=start, end=end, fetched=fetched, images=len(images),
         read=state.read, skipped=state.skipped, requests=history.stats.requests,
+        unplaced=state.unplaced, future=history.stats.future, ami_check=hist.get("ami_check"),
     )
 
 

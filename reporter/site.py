@@ -163,7 +163,8 @@ def families(images: list[dict]) -> dict[str, dict]:
         out[page] = {
             "key": key, "title": _family_title(key), "channel": key[3],
             "images": _newest_first(imgs),
-            "newest": latest(known)[0] if known else None,
+            # none when no member's name reads as an image name (outputs.reads_as_image_name)
+            "newest": next(iter(latest(known)), None),
             "regions": sorted({r for i in imgs for r in i["aws"]}),
             "release_page": _page(key[0]), "release_label": _release_label(key[0]),
             "feed": feeds.feed_path(key[3]),

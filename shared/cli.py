@@ -1,4 +1,5 @@
-"""What the console scripts share: the --config option and how config errors end a run."""
+"""What the console scripts share: the --config option, how config errors end a run, and the
+common command line of the targets' retention (cleanup) commands."""
 
 from __future__ import annotations
 
@@ -45,6 +46,27 @@ def config_or_exit(args: argparse.Namespace, *, defaults_without_file: bool = Fa
     except ConfigError as e:
         print(f"error: config: {e} ({chosen_by(args)})", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG_ERROR) from None
+
+
+def cleanup_command(prog: str, description: str, argv: list[str] | None, *, flag: str,
+                    metavar: str, overrides: str) -> tuple[argparse.Namespace, Config]:
+    """Parse a cleanup command's line (--config, --dry-run, one retention override `flag`,
+    -v), load the config (exit 2 if bad) and set up logging; (args, config).
+
+    The override must not be negative (an argparse error, exit 2)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_config_argument(parser)
+    parser.add_argument("--dry-run", action="store_true", help="list what would go; change nothing")
+    parser.add_argument(flag, type=int, metavar=metavar,
+                        help=f"override {overrides} for this run")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    override = getattr(args, flag.lstrip("-").replace("-", "_"))
+    if override is not None and override < 0:
+        parser.error(f"{flag} must not be negative")
+    config = config_or_exit(args)
+    setup_logging(args.verbose)
+    return args, config
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -112,6 +112,8 @@ class ReporterConfig:
     overlap: int = 3600
     window_days: int = 90
     max_pages: int = 5
+    check_amis: bool = False  # ask EC2 whether reported AMIs exist, are aws_owner's and public
+    aws_owner: str = ""  # the account id that owns the reported AMIs (for check_amis)
 
 
 @dataclasses.dataclass(frozen=True)

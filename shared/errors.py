@@ -22,6 +22,8 @@ The tree, by family:
     ├── TargetError         a target could not publish
     │   ├── TargetFailed        already announced; carries its cause's kind and retryable
     │   ├── AwsError            EC2/EBS refused (AwsTransient, AwsTimeout: worth another try)
+    │   ├── CloudError          another cloud's API refused, e.g. Glance (CloudTransient,
+    │   │                       CloudTimeout: worth another try)
     │   ├── ConversionFailed    qemu-img / tar / xz failed (ConversionNoSpace, ConversionTimeout:
     │   │                       worth another try)
     │   ├── DestinationError    storing a download or its CHECKSUM failed
@@ -40,7 +42,8 @@ import reprlib
 from fedora_messaging.exceptions import Drop, Nack
 
 __all__ = [
-    "AwsError", "AwsTimeout", "AwsTransient", "BadInput", "ConfigError", "ConversionFailed",
+    "AwsError", "AwsTimeout", "AwsTransient", "BadInput", "CloudError", "CloudTimeout",
+    "CloudTransient", "ConfigError", "ConversionFailed",
     "ConversionNoSpace", "ConversionTimeout", "DestinationError",
     "FedimgError", "HistoryError", "HubUnreachable", "InputError", "JobError", "LoginFailed",
     "PermissionMissing", "PublishFailed", "RegistryError", "ReportError", "RunError", "SetupError",
@@ -147,6 +150,27 @@ class AwsTransient(AwsError):
 
 class AwsTimeout(AwsError):
     """An AWS call or wait did not finish in time."""
+
+    kind = "timeout"
+    retryable = True
+
+
+class CloudError(TargetError):
+    """A cloud API other than AWS (Glance, ...) refused a request for good: a bad parameter,
+    a quota, data the cloud will not take. The failure message's `target` names the cloud."""
+
+    kind = "cloud"
+
+
+class CloudTransient(CloudError):
+    """A cloud API was unreachable, cut off, overloaded (5xx, 429) or mid-change: worth
+    another try."""
+
+    retryable = True
+
+
+class CloudTimeout(CloudError):
+    """A cloud API call or wait did not finish in time."""
 
     kind = "timeout"
     retryable = True

@@ -377,17 +377,20 @@ class BusMessage(NamedTuple):
 class BusRecorder:
     """Records every message on the session exchange, from the moment the fixture starts.
 
-    Uses its own server-named exclusive queue bound with '#', declared before the test body
-    starts, so nothing published afterwards can slip past it.
+    Uses its own server-named exclusive queue bound with '#' (or ``routing_keys``), declared
+    before the test body starts, so nothing published afterwards can slip past it.
     """
 
-    def __init__(self, exchange: str) -> None:
+    def __init__(self, exchange: str, routing_keys: Sequence[str] = ("#",)) -> None:
+        """``routing_keys`` narrows what is recorded (e.g. ``("fedimg.#",)`` when the test
+        itself publishes bodies too big to keep twice)."""
         self.exchange = exchange
         self._conn = pika_connection()
         self._ch = self._conn.channel()
         result = self._ch.queue_declare("", exclusive=True, auto_delete=True)
         self.queue: str = result.method.queue
-        self._ch.queue_bind(self.queue, exchange, routing_key="#")
+        for key in routing_keys:
+            self._ch.queue_bind(self.queue, exchange, routing_key=key)
         self._seen: list[BusMessage] = []
 
     def _drain(self) -> None:

@@ -1,29 +1,55 @@
 """An emulator of datagrepper 1.1.0's /raw paging over an in-memory history.
 
-Only for what the real datagrepper cannot do on demand (500s, timeouts, cut-off bodies) and for
-the request-count benchmark. The behaviour copied here is the one measured on a real datagrepper
-1.1.0 over datanommer: category = 4th topic word, start/end inclusive, `end` alone ignored,
-default order desc, rows_per_page <= 100, pages = ceil(total / rows_per_page), and `total`
-reported as the page's row count when pages == 1.
+Only for what the real datagrepper cannot do on demand (500s, timeouts, cut-off bodies, pages
+that lie, bytes no JSON encoder writes) and for the benchmarks. ``EmulatorServer`` serves it over
+real HTTP on loopback; its ``tamper`` hook turns an answer into a trap, and ``RawJSON`` values
+are written as exactly the JSON text given (a 5000-digit integer, ``1e400``).
+
+The behaviour copied here is the one measured on a real datagrepper 1.1.0 over datanommer:
+category = 4th topic word, start/end inclusive, `end` alone ignored, default order desc,
+rows_per_page <= 100, pages = ceil(total / rows_per_page), and `total` reported as the page's
+row count when pages == 1.
 """
 
 from __future__ import annotations
 
 import bisect
+import http.server
 import json
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlparse, urlsplit
+
+
+class Placed:
+    """A row served where a row of timestamp ``at`` and category ``category`` would be, whatever
+    it holds itself (a poison row whose timestamp is 1e400, a row that is no object)."""
+
+    def __init__(self, at: float, category: str, row: Any) -> None:
+        self.at, self.category, self.row = at, category, row
+
+
+def _at(row: Any) -> float:
+    return row.at if isinstance(row, Placed) else row["timestamp"]
+
+
+def _category(row: Any) -> str:
+    return row.category if isinstance(row, Placed) else row["topic"].split(".")[3]
+
+
+def _served(row: Any) -> Any:
+    return row.row if isinstance(row, Placed) else row
 
 
 class RawHistory:
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
-        self.rows = sorted(rows, key=lambda r: r["timestamp"])
-        self.stamps = [r["timestamp"] for r in self.rows]
+    def __init__(self, rows: list[Any]) -> None:
+        self.rows = sorted(rows, key=_at)
+        self.stamps = [_at(r) for r in self.rows]
         self.requests: list[dict[str, list[str]]] = []
 
-    def add(self, rows: list[dict[str, Any]]) -> None:
+    def add(self, rows: list[Any]) -> None:
         self.__init__(self.rows + rows)  # keep the request log out of it
         self.requests = []
 
@@ -42,13 +68,12 @@ class RawHistory:
             lo = bisect.bisect_left(self.stamps, start)
             hi = bisect.bisect_right(self.stamps, end) if end is not None else len(self.rows)
         cats = set(query.get("category", []))
-        match = [r for r in self.rows[lo:hi]
-                 if not cats or r["topic"].split(".")[3] in cats]
+        match = [r for r in self.rows[lo:hi] if not cats or _category(r) in cats]
         if one.get("order", "desc") == "desc":
             match = match[::-1]
         total = len(match)
         pages = math.ceil(total / rpp) if rpp else 1
-        chunk = match[(page - 1) * rpp: page * rpp]
+        chunk = [_served(r) for r in match[(page - 1) * rpp: page * rpp]]
         if pages == 1:
             total = len(chunk)  # the quirk
         return 200, {"raw_messages": chunk, "total": total, "pages": pages, "count": len(chunk),
@@ -78,3 +103,85 @@ def row(msg_id: str, ts: float, topic: str, body: dict[str, Any]) -> dict[str, A
             "certificate": None, "signature": None, "agent_name": None, "username": None,
             "crypto": None, "msg": body, "headers": {}, "source_name": "datanommer",
             "source_version": "1.5.0", "users": [], "packages": []}
+
+
+class RawJSON:
+    """A value that EmulatorServer writes as exactly ``text`` (which must be valid JSON)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def dumps(doc: Any) -> bytes:
+    """JSON of ``doc`` with every RawJSON written verbatim (Python's encoder cannot write a
+    5000-digit integer or 1e400)."""
+    raw: list[str] = []
+
+    def placeholder(value: Any) -> str:
+        if isinstance(value, RawJSON):
+            raw.append(value.text)
+            return f"\x00raw{len(raw) - 1}\x00"
+        raise TypeError(f"{type(value).__name__} is not JSON")
+
+    text = json.dumps(doc, default=placeholder)
+    for i, value in enumerate(raw):
+        text = text.replace(f'"\\u0000raw{i}\\u0000"', value, 1)
+    return text.encode()
+
+
+# (query, status, document) -> (status, headers, body bytes); called for every request
+Tamper = Callable[[dict[str, list[str]], int, dict[str, Any]], tuple[int, dict[str, str], bytes]]
+
+
+class EmulatorServer:
+    """A RawHistory answering /raw over HTTP on 127.0.0.1, until ``close()`` (or ``with``).
+
+    ``tamper`` may replace any answer (see Tamper); ``queries`` lists every query string served.
+    """
+
+    def __init__(self, history: RawHistory, tamper: Tamper | None = None) -> None:
+        self.history = history
+        self.tamper = tamper
+        self.queries: list[dict[str, list[str]]] = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                parts = urlsplit(self.path)
+                query = parse_qs(parts.query)
+                with outer._lock:
+                    outer.queries.append(query)
+                    if parts.path.rstrip("/") != "/raw":
+                        status, doc = 404, {"error": "not found"}
+                    else:
+                        status, doc = outer.history.answer(query)
+                    if outer.tamper is not None:
+                        status, headers, body = outer.tamper(query, status, doc)
+                    else:
+                        headers, body = {"Content-Type": "application/json"}, dumps(doc)
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> EmulatorServer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

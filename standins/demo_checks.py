@@ -1,8 +1,9 @@
-"""What the demo checks after a run: the report against what AWS and the downloads really hold.
+"""What the demo checks after a run: the report against what AWS, Glance and the downloads hold.
 
-``deploy/local/demo.py`` runs the pipeline; these functions read the moto server and the download
-directory back, compare them with images.json, and check that the site shows what the demo
-made (a locator with every channel, a history page with earlier images, valid feeds).
+``deploy/local/demo.py`` runs the pipeline; these functions read the moto server, the Glance
+clouds and the download directory back, compare them with images.json, and check that the site
+shows what the demo made (a locator with every channel, a history page with earlier images,
+valid feeds).
 """
 
 from __future__ import annotations
@@ -31,6 +32,38 @@ def aws_images(stack: st.Stack) -> dict[str, list[dict[str, Any]]]:
         ec2 = session.client("ec2", region_name=region, endpoint_url=stack.moto_url, config=cfg)
         out[region] = ec2.describe_images(Owners=["self"])["Images"]
     return out
+
+
+def glance_images(stack: st.Stack) -> dict[str, list[dict[str, Any]]]:
+    """cloud -> every image record its Glance holds (straight from the glance-api)."""
+    import requests
+
+    out = {}
+    for cloud, url in stack.glance_urls.items():
+        resp = requests.get(f"{url}/v2/images", params={"visibility": "all", "limit": 1000},
+                            timeout=30)
+        resp.raise_for_status()
+        out[cloud] = resp.json()["images"]
+    return out
+
+
+def check_glance(report: dict[str, Any], found: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Every disagreement between the report's Glance ids and the clouds (empty: none): one
+    active image per name and cloud, nothing half uploaded, each one in the report."""
+    problems = []
+    reported = {(c, (v or {}).get("image_id")) for i in report.get("images", [])
+                for c, v in (i.get("openstack") or {}).items()}
+    for cloud, images in found.items():
+        per_name = collections.Counter(i["name"] for i in images)
+        problems += [f"{cloud}: {n} Glance images named {k}" for k, n in per_name.items() if n > 1]
+        for image in images:
+            if image["status"] != "active":
+                problems.append(f"{cloud}: {image['id']} ({image['name']}) is {image['status']}")
+            elif (cloud, image["id"]) not in reported:
+                problems.append(f"{cloud}: {image['id']} ({image['name']}) is not in the report")
+    real = {(c, i["id"]) for c, images in found.items() for i in images}
+    problems += [f"{c}: report says {i}, Glance has no such image" for c, i in reported - real]
+    return problems
 
 
 def download_files(stack: st.Stack) -> dict[str, pathlib.Path]:
@@ -82,12 +115,15 @@ def check(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[str
 
 
 def inventory(amis: dict[str, list[dict[str, Any]]], files: dict[str, pathlib.Path],
+              glance: dict[str, list[dict[str, Any]]],
               tags: dict[str, str] | None = None) -> dict[str, Any]:
-    """What this run left behind (AMIs, files, registry tag -> digest), to compare with the next
-    run on the same stack."""
+    """What this run left behind (AMIs, files, Glance images, registry tag -> digest), to
+    compare with the next run on the same stack."""
     return {"amis": sorted(f"{r} {a.get('Name')} {a['ImageId']}" for r, found in amis.items()
                            for a in found),
             "files": sorted(f"{rel} {sha256_file(p)}" for rel, p in files.items()),
+            "glance": sorted(f"{c} {i['name']} {i['id']}" for c, images in glance.items()
+                             for i in images),
             "tags": sorted(f"{tag} {digest}" for tag, digest in (tags or {}).items())}
 
 
@@ -97,11 +133,11 @@ def compare(previous: dict[str, Any] | None, now: dict[str, Any], run_no: int) -
                "change nothing."
     if previous == now:
         return (f"Same {len(now['amis'])} AMIs, {len(now['files'])} files (same bytes) and "
-                f"{len(now['tags'])} registry tags (same digests) as run {run_no - 1}: the "
-                "repeated announcement changed nothing.")
-    kinds = ("amis", "files", "tags")
-    added = sorted({x for k in kinds for x in now.get(k, [])}
-                   - {x for k in kinds for x in previous.get(k, [])})
+                f"{len(now['glance'])} Glance images and {len(now['tags'])} registry tags (same "
+                f"digests) as run {run_no - 1}: the repeated announcement changed nothing.")
+    every = ("amis", "files", "glance", "tags")
+    added = sorted({x for k in every for x in now.get(k, [])}
+                   - {x for k in every for x in previous.get(k, [])})
     return f"Changed since run {run_no - 1}: {', '.join(added) or 'items removed'}"
 
 

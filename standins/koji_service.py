@@ -15,10 +15,11 @@ around the hub, reduced to what the demo needs:
   only announces again: that is how the demo shows that a repeated message changes nothing;
 - Pungi: ``POST /compose/<compose_id>`` lays out a compose of the same disk images below
   ``<topurl>/compose/<release>/<compose_id>/compose/`` (``Cloud/<arch>/images/`` and a
-  ``metadata/images.json`` written with productmd, Cloud_Base raw-xz per arch, with size and
-  sha256), plus one small real container image per arch (``Container/<arch>/images/``, an OCI
-  archive from standins.container_archives, Container_Base, type "container"), and announces
-  ``pungi.compose.status.change`` with status FINISHED, as Pungi does.
+  ``metadata/images.json`` written with productmd, Cloud_Base raw-xz and Generic qcow2 per
+  arch, with size and sha256), plus one small real container image per arch
+  (``Container/<arch>/images/``, an OCI archive from standins.container_archives,
+  Container_Base, type "container"), and announces ``pungi.compose.status.change`` with status
+  FINISHED, as Pungi does.
 
 The hub keeps its state in memory, so the stack treats a restart of this process as a new stack.
 The PKI (CA, server cert, client certs) is made fresh at every start under ``<workdir>/pki``:
@@ -41,6 +42,7 @@ import pathlib
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 from typing import Any
@@ -57,17 +59,24 @@ IMAGE_DATA_MIB = 4  # data inside their ext4 root
 
 
 def make_images(directory: pathlib.Path, arches: list[str]) -> dict[str, pathlib.Path]:
-    """One .raw.xz per arch (different seed each), cached across restarts: same bytes anyway."""
+    """One .raw.xz and one .qcow2 of the same disk per arch (different seed each), cached
+    across restarts: same bytes anyway. Keys: the arch (the raw.xz), "<arch>.qcow2"."""
     directory.mkdir(parents=True, exist_ok=True)
     out = {}
     for n, arch in enumerate(arches):
         xz = directory / f"disk-{arch}.raw.xz"
-        if not xz.exists():
+        qcow2 = directory / f"disk-{arch}.qcow2"
+        if not (xz.exists() and qcow2.exists()):
             raw = make_disk_image(directory / f"disk-{arch}.raw", size=IMAGE_SIZE,
                                   data_mib=IMAGE_DATA_MIB, seed=n)
             make_xz_image(raw, xz)  # written to a .part file and renamed: never half there
+            part = qcow2.with_name(qcow2.name + ".part")
+            subprocess.run(["qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2",
+                            str(raw.path), str(part)], check=True, capture_output=True)
+            part.replace(qcow2)
             raw.path.unlink()
         out[arch] = xz
+        out[f"{arch}.qcow2"] = qcow2
     return out
 
 
@@ -129,12 +138,17 @@ def compose(hub: KojiHub, images: dict[str, pathlib.Path], compose_id: str) -> d
     meta.compose.date = m["date"]
     meta.compose.respin = int(m["respin"])
     files = []
-    for arch, source in sorted(images.items()):
-        filename = f"Fedora-Cloud-Base-{release}-{m['date']}.{m['respin']}.{arch}.raw.xz"
+    version = f"{release}-{m['date']}.{m['respin']}"
+    for key, source in sorted(images.items()):
+        # the raw.xz as for EC2; the qcow2 as pungi names the Generic image (for OpenStack)
+        arch, _, kind = key.partition(".")
+        filename, itype, fmt = (f"Fedora-Cloud-Base-Generic-{version}.{arch}.qcow2", "qcow2",
+                                "qcow2") if kind == "qcow2" else \
+            (f"Fedora-Cloud-Base-{version}.{arch}.raw.xz", "raw-xz", "raw.xz")
         path = f"Cloud/{arch}/images/{filename}"
         hub.add_file(f"{top}/{path}", source)
         image = productmd.images.Image(meta)
-        image.path, image.arch, image.type, image.format = path, arch, "raw-xz", "raw.xz"
+        image.path, image.arch, image.type, image.format = path, arch, itype, fmt
         image.subvariant, image.size, image.mtime = "Cloud_Base", source.stat().st_size, 0
         image.checksums = {"sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
         image.volume_id, image.implant_md5, image.bootable = None, None, False

@@ -14,11 +14,13 @@ project's venv python. Everything listens on 127.0.0.1:
 - Koji: ``python -m standins.koji_service``, HTTPS hub + /kojifiles with TLS client certs on PORT+2,
   its control endpoint (POST /finish/<task>: fill + announce) on PORT+3
 - web: ``python -m http.server`` over ``www/`` (downloads + report site) on PORT+4
+- OpenStack: two real glance-api processes (gunicorn, from ``.glance-venv``) as two clouds on
+  PORT+5 and PORT+6, named in ``conf/clouds.yaml``; their images and databases in ``glance/``
 - registry: ``python -m standins.registry`` (Debian's docker-registry, TLS + basic auth) on
-  PORT+5, state in ``registry/``; the Koji stand-in also serves the composes below
+  PORT+7, state in ``registry/``; the Koji stand-in also serves the composes below
   ``<topurl>/compose`` (POST /compose/<id> on its control port makes one and announces it)
 - uploader: ``fedora-messaging consume --callback=uploader.consumer:Uploader``, one service
-  (and one queue) per target: aws, downloads, containers
+  (and one queue) per target (aws, downloads, openstack, containers)
 
 State lives in ``$FEDIMG_DEMO_DIR`` (default /tmp/fedimg-demo): ``run/<name>.json`` (PID and
 command line of each process; every process is stopped by that PID, after checking that the PID
@@ -49,7 +51,7 @@ from typing import Any
 
 import requests
 
-from standins import StandinError
+from standins import StandinError, glance
 from standins.amqp import check_rabbitmq, delete_queues, fedora_messaging_toml, pika_connection
 from standins.datagrepper import (
     create_schema,
@@ -81,8 +83,10 @@ HTTP_TIMEOUT = 5.0
 TOPIC_PREFIX = "org.fedoraproject.demo"
 ARCHES = ["x86_64", "aarch64"]
 DEFAULT_PORT = 5380
-# the demo also runs the containers target, against its own registry
-DEMO_TARGETS = (*TARGETS, "containers")
+# the demo also runs the openstack target (two Glance clouds) and the containers target
+# (its own registry)
+DEMO_TARGETS = (*TARGETS, "openstack", "containers")
+GLANCE_CLOUDS = ("demo-cloud-a", "demo-cloud-b")  # on PORT+5, PORT+6
 LATEST_RELEASE = "44"  # the release of the demo's candidate composes: they move `latest`
 
 
@@ -134,8 +138,13 @@ class Stack:
         return f"http://127.0.0.1:{self.port + 4}"
 
     @property
+    def glance_urls(self) -> dict[str, str]:
+        """cloud name -> its Glance API."""
+        return {c: f"http://127.0.0.1:{self.port + 5 + i}" for i, c in enumerate(GLANCE_CLOUDS)}
+
+    @property
     def registry_host(self) -> str:
-        return f"127.0.0.1:{self.port + 5}"
+        return f"127.0.0.1:{self.port + 7}"
 
     @property
     def registry_dir(self) -> pathlib.Path:
@@ -199,7 +208,10 @@ class Stack:
         """
         base = {k: v for k, v in os.environ.items()
                 if not (k.startswith("AWS_") or k in ("FEDORA_MESSAGING_CONF", "FEDIMG_CONFIG"))}
+        base = {k: v for k, v in base.items() if not k.startswith("OS_")}
         base.update(aws_env(self.moto_url, self.conf, REGIONS[0], key="demo"))
+        base.update(OS_CLIENT_CONFIG_FILE=str(self.conf / "clouds.yaml"),
+                    OS_CLIENT_SECURE_FILE=str(self.conf / "no-secure.yaml"))
         return pipeline_env(self.fedimg_config, base, **extra)
 
 
@@ -256,11 +268,15 @@ def write_configs(stack: Stack) -> None:
         stack.fedimg_config, stack.endpoints, ARCHES,
         header="# Written by the local demo stack (standins.local_stack); rewritten at every up.\n",
         uploader={"targets": list(DEMO_TARGETS), "subvariants": ["Cloud_Base", "Container_Base"],
-                  "image_types": ["raw-xz", "container"]},
+                  "image_types": ["raw-xz", "qcow2", "container"]},
+        openstack={"clouds": list(GLANCE_CLOUDS), "timeout": 60},
         containers={"latest_release": LATEST_RELEASE, "timeout": 300, "retries": 1,
                     "registries": [{"name": stack.registry_host,
                                     "authfile": str(stack.registry_dir / "auth.json"),
                                     "cert_dir": str(stack.registry_dir / "certs.d")}]})
+    (stack.conf / "clouds.yaml").write_text(glance.clouds_yaml(stack.glance_urls))
+    for cloud in GLANCE_CLOUDS:
+        glance.prepare(stack.dir("glance") / cloud)
     stack.publisher_config.write_text(fedora_messaging_toml(
         exchange=stack.exchange, topic_prefix=TOPIC_PREFIX, app="fedimg-demo"))
     (stack.conf / "datanommer.toml").write_text(datanommer_toml(
@@ -315,9 +331,15 @@ def services(stack: Stack) -> list[Service]:
                         str(stack.dir("www")), str(stack.port + 4)], env,
                 lambda s, _: _http_ok(f"{s.www_url}/")),
         Service("registry", [py, "-m", "standins.registry", "--workdir", str(stack.registry_dir),
-                             "--port", str(stack.port + 5)], env,
+                             "--port", str(stack.port + 7)], env,
                 lambda s, _: registry_answers(s.registry_dir, s.registry_host)),
     ]
+    for cloud, url in stack.glance_urls.items():
+        root = stack.dir("glance") / cloud
+        port = int(url.rsplit(":", 1)[1])
+        out.append(Service(f"glance-{cloud}", glance.gunicorn_argv(root, port),
+                           glance.glance_env(root), lambda s, _, url=url: glance.answers(url),
+                           cwd=root))
     for up in uploaders(stack):
         conf = str(stack.conf / f"{up.name}.toml")
         out.append(Service(up.name, [fm, "--conf", conf, "consume",
@@ -356,7 +378,8 @@ def reset(stack: Stack, say: Callable[[str], None]) -> None:
             say(f"stopped {svc.name}")
     drop_database(stack.database)
     delete_our_queues(stack, list(our_queues(stack)))
-    for path in (stack.downloads, stack.site, stack.work, stack.registry_dir):
+    for path in (stack.downloads, stack.site, stack.work, stack.registry_dir,
+                 stack.root / "glance"):
         shutil.rmtree(path, ignore_errors=True)
     for name in ("runs", "last-run.json", "summary.txt"):  # the demo's per-generation notes
         (stack.root / name).unlink(missing_ok=True)
@@ -432,7 +455,7 @@ def status(stack: Stack) -> int:
         print(f"{svc.name:18} {'ok' if ok else 'DOWN':5} pid {pid or '-'}  log "
               f"{log_path(stack, svc.name)}")
     print(f"datagrepper {stack.datagrepper_url}  moto {stack.moto_url}  koji {stack.koji_hub}"
-          f"  web {stack.www_url}")
+          f"  web {stack.www_url}  glance " + " ".join(stack.glance_urls.values()))
     return 1 if bad else 0
 
 

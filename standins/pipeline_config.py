@@ -92,7 +92,7 @@ def render_fedimg_toml(ep: Endpoints, arches: Sequence[str],
     """fedimg.toml text; ``overrides`` replace keys per section (uploader={"targets": ["aws"]})
     or add a section (a target's own, e.g. containers={...})."""
     settings = fedimg_settings(ep)
-    for section, values in overrides.items():
+    for section, values in overrides.items():  # a new section: a target's own table
         settings[section] = {**settings.get(section, {}), **values}
     return tomli_w.dumps({**settings, "trigger": {"jobs": [weekly_job(arches),
                                                            nightly_job(arches)]}})

@@ -20,7 +20,9 @@ pytest_plugins = [
     "tests.harness.amqp",
     "tests.harness.aws",
     "tests.harness.datagrepper",
+    "tests.harness.glance",
     "tests.harness.registry",
+    "tests.harness.summary",
 ]
 
 # Copies of ../shared/samples (real message bodies, Koji results, images.json files), kept in the

@@ -10,8 +10,8 @@
    ``pungi.compose.status.change``,
 5. the uploader services (the real ``fedora-messaging consume`` processes, one per target) make
    AMIs in three regions of the moto server and the qcow2 + raw.tar.xz downloads of each image,
-   and push each compose's container images and manifest list to the stack's registry
-   (deploy/local/demo_containers.py),
+   put each compose's Generic qcow2 into two real Glance clouds, and push each compose's
+   container images and manifest list to the stack's registry (deploy/local/demo_containers.py),
 6. release engineering promotes the second candidate with ``fedimg-announce promote`` and QE posts
    results with ``fedimg-announce qe``,
 7. datanommer stores every message; ``fedimg-report`` rebuilds the site from datagrepper; the
@@ -42,7 +42,17 @@ import demo_containers  # beside this script (deploy/local/), which is sys.path[
 from standins import REPO_ROOT, StandinError
 from standins import local_stack as st
 from standins.amqp import pika_connection
-from standins.demo_checks import aws_images, check, check_site, compare, download_files, inventory
+from standins.demo_checks import (
+    aws_images,
+    check,
+    check_glance,
+    check_site,
+    compare,
+    download_files,
+    glance_images,
+    inventory,
+)
+from standins.glance import glance_available
 from standins.pidfiles import log_path, log_tail, running_pid
 from standins.pipeline_config import JOB, NIGHTLY_JOB, REGIONS, nightly_job, weekly_job
 from standins.pipeline_parts import missing_parts
@@ -209,8 +219,9 @@ def wait_stored(stack: st.Stack, ids: list[str], timeout: float) -> list[dict[st
 
 
 def summary(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[str, Any]]],
-            files: dict[str, Any], topics: collections.Counter, history_page: str | None,
-            run_no: int, seconds: float, versus: str, containers: list[str]) -> str:
+            files: dict[str, Any], glance: dict[str, list[dict[str, Any]]],
+            topics: collections.Counter, history_page: str | None, run_no: int, seconds: float,
+            versus: str, containers: list[str]) -> str:
     site = f"{stack.www_url}/site"
     lines = [f"fedimg demo: OK in {seconds:.0f}s (run {run_no} on this stack)", ""]
     lines.append(f"locator     {site}/index.html   ({stack.site})")
@@ -230,6 +241,12 @@ def summary(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[s
             cells.append(f"{','.join(ids) or '-':21}")
         lines.append(f"  {name:{width}}  " + "  ".join(cells))
     lines.append("")
+    lines.append("Glance images (" + ", ".join(f"{c} {u}" for c, u in stack.glance_urls.items())
+                 + "):")
+    for cloud, images in glance.items():
+        for image in sorted(images, key=lambda i: i["name"]):
+            lines.append(f"  {cloud}  {image['name']}  {image['id']}  {image['visibility']}")
+    lines.append("")
     lines.append(f"Downloads: {len(files)} files in {stack.downloads}, served at "
                  f"{stack.www_url}/downloads/")
     lines += containers
@@ -237,7 +254,7 @@ def summary(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[s
                  "datagrepper; routing words left out):")
     kinds: collections.Counter = collections.Counter()
     for topic, n in topics.items():
-        kinds[re.sub(r"^(.*?\.v1(?:\.aws|\.downloads|\.container)?)\..*$", r"\1",
+        kinds[re.sub(r"^(.*?\.v1(?:\.aws|\.downloads|\.openstack|\.container)?)\..*$", r"\1",
                      topic.removeprefix(st.TOPIC_PREFIX + "."))] += n
     for kind, n in sorted(kinds.items()):
         lines.append(f"  {n:3}  {kind}")
@@ -246,7 +263,7 @@ def summary(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[s
     channels = collections.Counter(i.get("channel") for i in images)
     lines.append(f"Report: {len(images)} images (" + ", ".join(
         f"{n} {c}" for c, n in sorted(channels.items(), key=str)) + "); it agrees with AWS, "
-        "the download directory and the registry, and the site shows every channel.")
+        "Glance, the download directory and the registry, and the site shows every channel.")
     lines.append(versus)
     lines.append("Stop the stack: make demo-stop   (state stays in "
                  f"{stack.root}; logs in {stack.root}/logs)")
@@ -291,7 +308,7 @@ def announce(stack: st.Stack, verb: str, name: str, *extra: str) -> str:
 def main() -> int:
     t0 = time.monotonic()
     stack = st.Stack.from_env()
-    missing = missing_parts()
+    missing = missing_parts() + [m for m in [glance_available()] if m]
     if missing:
         for line in missing:
             say(f"demo: missing part: {line}")
@@ -314,8 +331,8 @@ def main() -> int:
             say(f"  {compose_id}: {', '.join(finished['files'])}")
             announced.append(finished)
 
-        say("== 5/7 uploader services: AWS (3 regions), downloads and the registry, for each "
-            "announcement")
+        say("== 5/7 uploader services: AWS (3 regions), downloads, OpenStack (2 Glance clouds) "
+            "and the registry, for each announcement")
         for finished in announced:
             wait_consumed(stack, finished["message_id"], UPLOAD_TIMEOUT)
             say(f"  handled {finished['topic']} {finished['message_id']}")
@@ -347,7 +364,8 @@ def main() -> int:
             raise DemoFailed(f"fedimg-report wrote no readable {report_path}: {exc}") from None
         amis = aws_images(stack)
         files = download_files(stack)
-        problems = check(stack, report, amis, files)
+        glance = glance_images(stack)
+        problems = check(stack, report, amis, files) + check_glance(report, glance)
         site_problems, history_page = check_site(stack.site, report)
         problems += site_problems
         problems += demo_containers.check(stack, candidates, report)
@@ -355,18 +373,20 @@ def main() -> int:
             problems.append("AWS holds no AMI at all")
         if not files:
             problems.append(f"{stack.downloads} holds no file at all")
+        if not all(glance.values()):
+            problems.append("a Glance cloud holds no image at all")
         if problems:
             for p in problems:
                 say(f"  MISMATCH: {p}")
             raise DemoFailed(f"{len(problems)} disagreement(s) between the report, the site, "
-                             "AWS, the downloads and the registry")
+                             "AWS, Glance, the downloads and the registry")
         last = stack.root / "last-run.json"
-        now = inventory(amis, files, demo_containers.registry_state(stack))
+        now = inventory(amis, files, glance, demo_containers.registry_state(stack))
         previous = json.loads(last.read_text()) if run_no > 1 and last.exists() else None
         versus = compare(previous, now, run_no)
         last.write_text(json.dumps(now))
         runs.write_text(str(run_no))
-        text = summary(stack, report, amis, files, topics, history_page, run_no,
+        text = summary(stack, report, amis, files, glance, topics, history_page, run_no,
                        time.monotonic() - t0, versus, demo_containers.summary_lines(stack))
         (stack.root / "summary.txt").write_text(text + "\n")
         say()

@@ -14,11 +14,13 @@ from shared.messages.events import (
     QeResultV1,
     UploadFailedV1,
 )
+from shared.messages.openstack import OpenStackImagePublishedV1
 
 # Entry-point name -> class; setup.cfg registers exactly these under `fedora.messages`.
 MESSAGES: dict[str, type[FedimgMessage]] = {
     **CORE_MESSAGES,
     "fedimg.image.published.v1.container": ContainerPublishedV1,
+    "fedimg.image.published.v1.openstack": OpenStackImagePublishedV1,
 }
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "FedimgMessage",
     "ImageAcceptedV1",
     "ImagePromotedV1",
+    "OpenStackImagePublishedV1",
     "QeResultV1",
     "UploadFailedV1",
     "routing_word",

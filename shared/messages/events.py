@@ -22,6 +22,10 @@ IMAGE_ROUTING = ("channel", "subvariant", "release", "arch")
 
 _AGENT = {"agent": {"type": ["string", "null"], "description": "who or what caused the event"}}
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+# A target's registered name ("aws", "downloads", "openstack", ...), or "intake" for failures
+# before any target ran. A pattern, not a list, so a new cloud adds no edit to these schemas;
+# a test checks every registered name fits it.
+_TARGET = {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,39}$"}
 
 _EXAMPLE_IMAGE = {
     "name": "Fedora-Cloud-Base-AmazonEC2-Rawhide-20261125.n.0.x86_64",
@@ -116,7 +120,7 @@ class ImageAcceptedV1(FedimgMessage):
         "image.accepted.v1",
         "An image was fetched, verified and accepted for upload",
         {
-            "targets": {"type": "array", "items": {"enum": ["aws", "downloads", "containers"]}},
+            "targets": {"type": "array", "items": _TARGET},
             "source_url": {"type": "string"},
             "size": {"type": ["integer", "null"]},
             "sha256": {"anyOf": [_SHA256, {"type": "null"}]},
@@ -239,8 +243,8 @@ class AwsImagePublishedV1(FedimgMessage):
         return text
 
 
-ERROR_KINDS = ["source", "verification", "aws", "conversion", "destination", "registry", "timeout",
-               "internal"]
+ERROR_KINDS = ["source", "verification", "aws", "cloud", "conversion", "destination", "registry",
+               "timeout", "internal"]
 
 
 class UploadFailedV1(FedimgMessage):
@@ -252,7 +256,7 @@ class UploadFailedV1(FedimgMessage):
         "image.failed.v1",
         "Publishing the image to one destination failed",
         {
-            "target": {"enum": ["aws", "downloads", "containers", "intake"]},
+            "target": _TARGET,
             "destination": {"type": "string", "minLength": 1},
             "error_kind": {"enum": ERROR_KINDS},
             "error": {"type": "string"},

@@ -1,13 +1,16 @@
-"""A private RabbitMQ node for the one test that restarts the broker.
+"""A private RabbitMQ node for the tests that restart or reconfigure the broker.
 
-Why private: RabbitMQ on 127.0.0.1:5672 is shared with other test runs and CI; restarting it would
-break them. This node has its own node name, AMQP port, distribution port, epmd (on its own port
-through ERL_EPMD_PORT), Erlang cookie and mnesia directory, all under a temporary directory, and
-runs in the foreground under ``ManagedProcess``, so it is stopped by its PID. Its mnesia directory
-survives ``restart()``: durable queues and persistent messages come back, as on a real restart.
+Why private: RabbitMQ on 127.0.0.1:5672 is shared with other test runs and CI; restarting it or
+changing its users and listeners would break them. This node has its own node name, AMQP port,
+distribution port, epmd (on its own port through ERL_EPMD_PORT), Erlang cookie and mnesia
+directory, all under a temporary directory, and runs in the foreground under ``ManagedProcess``,
+so it is stopped by its PID. Its mnesia directory survives ``restart()``: durable queues and
+persistent messages come back, as on a real restart.
 
 It runs Debian's RabbitMQ 3.10 from /usr/lib/rabbitmq/bin/* directly (the /usr/sbin wrappers
-switch to the rabbitmq user and its cookie).
+switch to the rabbitmq user and its cookie). With ``tls`` it listens only for AMQPS, asks every
+client for a certificate and logs users in by its CN (SASL EXTERNAL,
+rabbitmq_auth_mechanism_ssl), as Fedora's broker does; ``ctl(...)`` runs rabbitmqctl on it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from __future__ import annotations
 import os
 import pathlib
 import socket
+import subprocess
 import uuid
+from collections.abc import Mapping
 
 from standins.processes import ManagedProcess, free_port, wait_until
 
@@ -32,7 +37,9 @@ def _port_open(port: int) -> bool:
 class PrivateRabbitMQ:
     """``start()``, ``stop()``, ``restart()``; ``amqp_url`` for pika / fedora-messaging."""
 
-    def __init__(self, directory: pathlib.Path) -> None:
+    def __init__(self, directory: pathlib.Path,
+                 tls: Mapping[str, pathlib.Path] | None = None) -> None:
+        """``tls``: {"cacertfile", "certfile", "keyfile"} of the server; None: plain AMQP."""
         self.dir = directory
         self.name = f"fedimg-e2e-{uuid.uuid4().hex[:8]}"
         self.amqp_port = free_port()
@@ -40,10 +47,21 @@ class PrivateRabbitMQ:
         self.epmd_port = free_port()
         for sub in ("mnesia", "log", "home"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
+        self.tls = tls is not None
+        if tls is None:
+            listen = f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
+            plugins = "[]."
+        else:
+            listen = (f"listeners.tcp = none\nlisteners.ssl.default = 127.0.0.1:{self.amqp_port}\n"
+                      + "".join(f"ssl_options.{k} = {tls[k]}\n"
+                                for k in ("cacertfile", "certfile", "keyfile"))
+                      + "ssl_options.verify = verify_peer\n"
+                      "ssl_options.fail_if_no_peer_cert = true\n"
+                      "auth_mechanisms.1 = EXTERNAL\nssl_cert_login_from = common_name\n")
+            plugins = "[rabbitmq_auth_mechanism_ssl]."
         (directory / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
-            "loopback_users.guest = true\nlog.file.level = info\n")
-        (directory / "enabled_plugins").write_text("[].\n")
+            listen + "loopback_users.guest = true\nlog.file.level = info\n")
+        (directory / "enabled_plugins").write_text(plugins + "\n")
         (directory / "rabbitmq-env.conf").write_text("")
         self.env = {
             **os.environ,
@@ -70,6 +88,12 @@ class PrivateRabbitMQ:
     @property
     def amqp_url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F"
+
+    def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """rabbitmqctl on this node (output captured as text)."""
+        return subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-n", f"{self.name}@localhost",
+                               *args], env=self.env, capture_output=True, text=True,
+                              timeout=120, check=check)
 
     def start(self) -> None:
         if self.epmd is None or not self.epmd.alive():

@@ -21,10 +21,10 @@ from standins import local_stack as st
 
 pytestmark = pytest.mark.slow
 
-DEMO_TIMEOUT = 1200  # seconds: a fresh stack plus ten images through AWS and downloads
+DEMO_TIMEOUT = 1200  # seconds: a fresh stack plus 14 images through AWS, downloads and Glance
 
 
-def _free_block(first: int = 5700, size: int = 5) -> int:
+def _free_block(first: int = 5700, size: int = 8) -> int:
     """A base port with ``size`` free ports after it (nothing else of ours uses this range)."""
     for base in range(first, first + 400, 10):
         try:
@@ -62,6 +62,14 @@ def test_make_demo_shows_every_section_and_demo_stop_names_the_pids(demo_stack):
     for channel in ("release", "candidate", "weekly", "nightly"):
         assert f'id="channel-{channel}"' in locator.text
     assert locator.text.count("<tr data-release=") >= 4 * 3  # four channels x three regions
+
+    # each compose's Generic qcow2 (2 composes x 2 arches) is public in both Glance clouds,
+    # and the release page shows each Glance id
+    glance = re.findall(r"^  (demo-cloud-[ab])  (Fedora-Cloud-Base-Generic-44-\S+)  "
+                        r"([0-9a-f-]{36})  public$", out, re.MULTILINE)
+    assert len(glance) == 8 and {c for c, _, _ in glance} == {"demo-cloud-a", "demo-cloud-b"}
+    release = requests.get(urls["locator"].rsplit("/", 1)[0] + "/release-44.html", timeout=30)
+    assert all(f'data-copy="{image_id}"' in release.text for _, _, image_id in glance)
 
     history = requests.get(urls["history"], timeout=30)
     assert history.status_code == 200

@@ -15,10 +15,11 @@ import tomllib
 import pytest
 
 from standins import REPO_ROOT
+from uploader.targets import TARGETS as REGISTERED
 
 DEPLOY = REPO_ROOT / "deploy"
 FM_DIR = DEPLOY / "fedora-messaging"
-TARGETS = ("aws", "downloads", "containers")
+TARGETS = tuple(sorted(REGISTERED))
 SOURCE_TOPICS = {"buildsys.task.state.change", "buildsys.build.state.change",
                  "pungi.compose.status.change"}
 

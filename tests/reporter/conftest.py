@@ -18,7 +18,7 @@ from reporter.atomic_dir import write_tree
 from reporter.fold import fold, image_records
 from reporter.outputs import dumps, history_block, latest_json
 from tests.conftest import SAMPLES
-from tests.reporter.histories import OUR_NAME, as_rows, mixed_history
+from tests.reporter.histories import GENERIC_NAME, OUR_NAME, as_rows, mixed_history
 
 EVIL_SCRIPT = "<script>document.documentElement.setAttribute('data-pwned','script')</script>"
 EVIL_IMG = "<img src=x onerror=\"document.documentElement.setAttribute('data-pwned','img')\">"
@@ -42,10 +42,12 @@ def history_specs() -> list[tuple]:
 
 
 def hostile(images: list[dict]) -> list[dict]:
+    """Every string an attacker could put into history, made hostile after the fold, so the
+    escaping itself is tested. Names stay: the fold refuses names that are no image names
+    (test_poison.py), and such a name would never be a current image anyway."""
     out = copy.deepcopy(images)
     for img in out:
         if img["name"] == OUR_NAME:
-            img["name"] = OUR_NAME + EVIL_SCRIPT
             img["promoted"]["note"] = EVIL_IMG
             img["promoted"]["agent"] = EVIL_ATTR
             img["failures"][0]["error"] = EVIL_SCRIPT
@@ -53,6 +55,8 @@ def hostile(images: list[dict]) -> list[dict]:
                                               "note": EVIL_SCRIPT}}
             img["compose_id"] = EVIL_ATTR
             img["cloud"] = EVIL_IMG
+        if img["name"] == GENERIC_NAME:
+            img["openstack"][EVIL_ATTR] = {"image_id": EVIL_IMG, "visibility": EVIL_SCRIPT}
         if img["gcp"]:
             img["gcp"]["image_name"] = EVIL_SCRIPT
             img["gcp"]["family"] = EVIL_ATTR

@@ -12,6 +12,7 @@ import copy
 import datetime as dt
 import json
 import pathlib
+import re
 import uuid
 from typing import Any
 
@@ -22,6 +23,7 @@ from shared.messages import (
     DownloadPublishedV1,
     ImageAcceptedV1,
     ImagePromotedV1,
+    OpenStackImagePublishedV1,
     QeResultV1,
     UploadFailedV1,
 )
@@ -48,6 +50,10 @@ NIGHTLY_NAME = "Fedora-Cloud-Base-AmazonEC2-Rawhide-20250601.n.0.aarch64"
 NIGHTLY_IDENTITY = {"name": NIGHTLY_NAME, "release": "Rawhide", "subvariant": "Cloud_Base",
                     "arch": "aarch64", "channel": "nightly", "compose_id": None,
                     "koji_task_id": 131000001, "koji_build_id": None, "agent": "fedimg"}
+GENERIC_NAME = "Fedora-Cloud-Base-Generic-41-1.4.x86_64"
+GENERIC_IDENTITY = {**OUR_IDENTITY, "name": GENERIC_NAME}
+GLANCE_A = "9c1e2a47-3f0b-4d6e-8a51-2b7f0c9d4e13"
+GLANCE_B = "0f4d2c8e-6a1b-4e3f-9d5c-7b2a1e0c8f46"
 CONTAINER = "Fedora-Container-Base-Generic-43-1.6"
 CONTAINER_IDENTITY = {"release": "43", "subvariant": "Container_Base", "channel": "candidate",
                       "compose_id": "Fedora-43-20251023.0", "koji_task_id": None,
@@ -132,6 +138,18 @@ def mixed_history(samples_dir: pathlib.Path) -> tuple[list[tuple], dict[str, dic
                                       "ami": "ami-0123456789abcdef0", "snapshot_id": None,
                                       "public": True, "ami_name": NIGHTLY_NAME}))
 
+    # the Generic qcow2 in two OpenStack clouds: the first one failed once, then worked
+    glance = {"image_name": GENERIC_NAME, "visibility": "public", "disk_format": "qcow2",
+              "size": 583335936, "sha256": SHA_Q}
+    add(*_ours(UploadFailedV1, {**GENERIC_IDENTITY, "target": "openstack",
+                                "destination": "fedora-infra", "error_kind": "cloud",
+                                "error": "503 from Glance", "retryable": True}))
+    add(*_ours(UploadFailedV1, {**GENERIC_IDENTITY, "target": "openstack",
+                                "destination": "other-cloud", "error_kind": "cloud",
+                                "error": "quota exceeded", "retryable": False}))
+    for cloud, image_id in (("fedora-infra", GLANCE_A), ("vexxhost", GLANCE_B)):
+        add(*_ours(OpenStackImagePublishedV1, {**GENERIC_IDENTITY, **glance, "cloud": cloud,
+                                               "image_id": image_id}))
     # the containers target: x86_64 first (the list waits for aarch64), then aarch64 with the
     # list, which takes quay.io's `latest` from fedora_image_uploader's F40 list above
     for arch, digest, listed in (("x86_64", DIGEST_X86, None), ("aarch64", DIGEST_ARM, {
@@ -148,6 +166,8 @@ def mixed_history(samples_dir: pathlib.Path) -> tuple[list[tuple], dict[str, dic
     add(*_ours(AwsRegionPublishedV1, {**NIGHTLY_IDENTITY, "region": "us-east-1",
                                       "ami": "javascript:alert(1)", "snapshot_id": None,
                                       "public": True, "ami_name": NIGHTLY_NAME}))
+    add(*_ours(OpenStackImagePublishedV1, {**GENERIC_IDENTITY, **glance, "cloud": "x",
+                                           "image_id": "<img src=x onerror=alert(1)>"}))
 
     expected = {
         "Fedora-Cloud-Base-24-20160710.0.x86_64": {
@@ -197,6 +217,12 @@ def mixed_history(samples_dir: pathlib.Path) -> tuple[list[tuple], dict[str, dic
             "qe": "passed",
             "failures": [("aws", "ap-southeast-7")],
         },
+        GENERIC_NAME: {
+            "release": "41", "channel": "candidate", "compose_id": "Fedora-41-20241027.0",
+            "aws": {}, "openstack": {"fedora-infra": {"image_id": GLANCE_A, "visibility": "public"},
+                                     "vexxhost": {"image_id": GLANCE_B, "visibility": "public"}},
+            "failures": [("openstack", "other-cloud")],  # fedora-infra's was superseded
+        },
         NIGHTLY_NAME: {
             "release": "Rawhide", "arch": "aarch64", "channel": "nightly",
             "koji_task_id": 131000001, "aws": {"us-east-1": {"ami": "ami-0123456789abcdef0"}},
@@ -205,8 +231,8 @@ def mixed_history(samples_dir: pathlib.Path) -> tuple[list[tuple], dict[str, dic
     return specs, expected
 
 
-SKIPPED_IN_MIXED = 2
-IMAGES_IN_MIXED = 14  # 11 named above + 3 more container arches
+SKIPPED_IN_MIXED = 3
+IMAGES_IN_MIXED = 15  # 12 named above + 3 more container arches
 
 
 def as_rows(specs: list[tuple]) -> list[dict[str, Any]]:
@@ -234,3 +260,16 @@ def check_report(report: dict[str, Any], expected: dict[str, dict]) -> None:
                 assert got == want, (name, got)
             else:
                 assert img[key] == want, (name, key, img[key])
+
+
+def site_text(root: pathlib.Path) -> dict[str, str]:
+    """Every file of a published report as text (strict UTF-8), the `generated` time blanked:
+    the one thing two runs over the same history may differ in."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            text = p.read_bytes().decode("utf-8")
+            text = re.sub(r'"generated": "[^"]*"', '"generated": "-"', text)
+            text = re.sub(r"Generated (<time[^>]*>[^<]*</time>|\S+)", "Generated -", text)
+            out[str(p.relative_to(root))] = text
+    return out

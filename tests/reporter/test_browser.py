@@ -194,6 +194,11 @@ def test_hostile_history_runs_no_script_and_history_links_land_on_the_image(brow
 def test_the_locator_at_1280_px_is_kept_as_a_screenshot(browser, served):
     _viewport(browser, 1280, 1000)
     _open(browser, f"{served}/index.html")
+    # every column is on the screen: the table fits its box, nothing scrolls sideways in it
+    inner, box = browser.execute_script("""
+        const wrap = document.getElementById('locator').parentElement;
+        return [wrap.scrollWidth, wrap.clientWidth];""")
+    assert inner <= box, f"the locator is {inner} px wide in a {box} px box"
     shot = browser.execute_cdp_cmd("Page.captureScreenshot", {
         "format": "png", "captureBeyondViewport": True})
     data = base64.b64decode(shot["data"])

@@ -72,7 +72,8 @@ def test_outage_leaves_the_previous_site_byte_for_byte(served, samples_dir, tmp_
             assert client.stats.requests == 3
         assert len(mock.calls) == 6
     assert tree_hash(out) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # no temporary left behind
+    # no temporary left behind (the lock file stays: it is how runs exclude each other)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".site.lock", "site"]
 
 
 def _dead_port() -> int:

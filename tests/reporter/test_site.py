@@ -13,6 +13,7 @@ import pytest
 from reporter import site, times
 from reporter.outputs import latest
 from tests.reporter.conftest import (
+    EVIL_ATTR,
     EVIL_IMG,
     EVIL_SCRIPT,
     FAMILY,
@@ -21,7 +22,15 @@ from tests.reporter.conftest import (
     OLDER_AMIS,
 )
 from tests.reporter.conftest import elements as _elements
-from tests.reporter.histories import DIGEST_ARM, DIGEST_LIST, DIGEST_X86, SHA_Q
+from tests.reporter.histories import (
+    DIGEST_ARM,
+    DIGEST_LIST,
+    DIGEST_X86,
+    GENERIC_NAME,
+    GLANCE_A,
+    GLANCE_B,
+    SHA_Q,
+)
 
 
 @pytest.mark.parametrize("page", ["index.html", "release-41.html",
@@ -161,3 +170,16 @@ def test_container_images_show_their_pull_references_and_digests(rendered):
     old = (rendered / "release-40.html").read_text()
     assert "registry.fedoraproject.org/fedora:latest" in old  # fedora_image_uploader's
     assert "digest not reported" in old
+
+
+def test_the_glance_image_of_each_openstack_cloud_is_shown(rendered):
+    for page in ("release-41.html", "history/41-Cloud_Base-x86_64-candidate.html"):
+        text = (rendered / page).read_text()
+        card = text[text.index(f'data-name="{GENERIC_NAME}"'):]
+        card = card[:card.index("</article>")]
+        rows = [a["data-cloud"] for t, a in _elements(card) if t == "tr" and "data-cloud" in a]
+        assert sorted(rows) == sorted([EVIL_ATTR, "fedora-infra", "vexxhost"])  # escaped
+        for image_id in (GLANCE_A, GLANCE_B):
+            assert f'<code class="glance-id">{image_id}</code>' in card
+            assert f'data-copy="{image_id}"' in card
+        assert EVIL_IMG not in card and "&lt;img src=x" in card

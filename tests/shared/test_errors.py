@@ -52,6 +52,9 @@ def test_every_class_has_a_message_kind_and_a_broker_meaning(cls):
     ("AwsError", "aws", False),
     ("AwsTransient", "aws", True),
     ("AwsTimeout", "timeout", True),
+    ("CloudError", "cloud", False),
+    ("CloudTransient", "cloud", True),
+    ("CloudTimeout", "timeout", True),
     ("ConversionFailed", "conversion", False),
     ("ConversionNoSpace", "conversion", True),
     ("ConversionTimeout", "timeout", True),
@@ -74,8 +77,8 @@ def test_families():
     assert issubclass(errors.UnusableIdentity, errors.BadInput)
     assert issubclass(errors.ConfigError, errors.SetupError)
     assert issubclass(errors.TargetUnavailable, errors.SetupError)
-    for name in ("TargetFailed", "AwsError", "ConversionFailed", "DestinationError",
-                 "RegistryError"):
+    for name in ("TargetFailed", "AwsError", "CloudError", "ConversionFailed",
+                 "DestinationError", "RegistryError"):
         assert issubclass(getattr(errors, name), errors.TargetError), name
     for name in ("HistoryError", "RunError", "Unreadable"):
         assert issubclass(getattr(errors, name), errors.ReportError), name

@@ -234,10 +234,36 @@ def test_qcow2_with_a_backing_file_is_refused(koji_hub, make_config, clients, ra
                     str(raw_image.path), str(overlay)], check=True, capture_output=True)
     bid = koji_hub.add_image_build(files={"x86_64": {overlay.name: overlay}})
     (source,) = build_images(bid, config=cfg, session=clients.koji)
-    with pytest.raises(VerificationFailed, match="backing or data file"), \
-            fetched(source, config=cfg, clients=clients):
-        pytest.fail("unreachable")
-    assert _work_entries(cfg) == []
+    # made into a raw disk, or kept as fetched for a target that reads the file (Glance)
+    for raw, keep_file in ((True, False), (False, True)):
+        with pytest.raises(VerificationFailed, match="backing or data file"), \
+                fetched(source, config=cfg, clients=clients, raw=raw, keep_file=keep_file):
+            pytest.fail("unreachable")
+        assert _work_entries(cfg) == []
+
+
+@pytest.mark.slow  # runs qemu-img
+def test_a_kept_file_is_the_verified_download_beside_the_raw_disk(koji_hub, make_config,
+                                                                   clients, raw_image, tmp_path):
+    cfg = make_config(uploader={"image_types": ["raw", "qcow2"]})
+    qcow2 = tmp_path / f"{NAME}.x86_64.qcow2"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw_image.path),
+                    str(qcow2)], check=True)
+    bid = koji_hub.add_image_build(files={"x86_64": {f"{NAME}.x86_64.raw": raw_image.path,
+                                                     qcow2.name: qcow2}})
+    served = {"raw": raw_image.sha256, "qcow2": sha256_file(qcow2)}
+    for source in build_images(bid, config=cfg, session=clients.koji):
+        for raw in (True, False):
+            with fetched(source, config=cfg, clients=clients, raw=raw,
+                         keep_file=True) as image:
+                # a plain raw is linked into the raw disk, not moved away from file_path
+                assert sha256_file(image.file_path) == served[source.image_type]
+                assert image.source.sha256 == served[source.image_type]
+                if raw:
+                    assert sha256_file(image.raw_path) == raw_image.sha256
+                else:
+                    assert image.raw_path is None
+        assert _work_entries(cfg) == []
 
 
 def test_files_on_a_tls_hub_are_fetched_with_koji_serverca(make_config, raw_xz_image):

@@ -18,7 +18,6 @@ import collections
 import copy
 import dataclasses
 import pathlib
-import subprocess
 
 import pytest
 from fedora_messaging.exceptions import Drop, Nack
@@ -31,6 +30,7 @@ from shared.koji import MAX_ID
 from standins.koji_hub import TASK_STATES, KojiHub
 from standins.net_audit import off_host, watching
 from tests.uploader.conftest import COMPOSE_43, compose_sample, serve_compose
+from tests.uploader.hostile import tiny_raw_xz
 from uploader.consumer import Uploader
 from uploader.intake.wanted import IMAGE_METHODS
 
@@ -42,13 +42,6 @@ TOPICS = {
     "compose": "pungi.compose.status.change",
 }
 PREFIXES = ["org.fedoraproject.prod.", "org.fedoraproject.stg.", "", "x."]
-
-
-def tiny_raw_xz(tag: bytes) -> bytes:
-    """A small real .raw.xz (made by xz): 1 MiB, mostly zeros, some data at the start."""
-    raw = (tag * 4096)[:65536] + bytes(1 << 20)
-    return subprocess.run(["xz", "-z", "-c", "-0"], input=raw, capture_output=True,
-                          check=True).stdout
 
 
 @dataclasses.dataclass
@@ -210,7 +203,8 @@ SOURCE_KEY = {"task": "koji_task_id", "build": "koji_build_id", "compose": "comp
 
 
 @pytest.mark.parametrize("kind", sorted(TOPICS))
-def test_any_body_on_a_routed_topic_is_acked_or_dropped_and_stays_on_host(world, kind):
+def test_any_body_on_a_routed_topic_is_acked_or_dropped_and_stays_on_host(world, kind,
+                                                                          terminal_summary):
     outcomes: collections.Counter = collections.Counter()
 
     @settings(max_examples=120, suppress_health_check=[HealthCheck.too_slow,
@@ -240,7 +234,8 @@ def test_any_body_on_a_routed_topic_is_acked_or_dropped_and_stays_on_host(world,
         outcomes[outcome + (", failure announced" if failed else "")] += 1
 
     check()
-    print(f"\n{kind}: " + ", ".join(f"{n} {what}" for what, n in sorted(outcomes.items())))
+    terminal_summary(f"fuzzed {kind} bodies",
+                     ", ".join(f"{n} {what}" for what, n in sorted(outcomes.items())))
     assert world.evil.requests == []
     # the property was exercised on both sides: images accepted and bodies dropped
     assert outcomes["ack, images accepted"] and outcomes["drop"], outcomes

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 
 import pytest
 
 from shared.config import parse_config
 from shared.errors import BadInput, ConfigError, Unwanted
+from shared.messages import UploadFailedV1
 from uploader.intake.route import Request, request_from_message
 from uploader.targets import TARGETS, check_config
 
@@ -145,3 +147,68 @@ def test_each_registered_target_declares_a_loadable_handler_and_its_topics():
         assert callable(target.handler())
         assert target.needs in ("raw", "file")
         assert set(target.messages) <= entry_points, (name, set(target.messages) - entry_points)
+        # the failure and accepted schemas name targets by this pattern, not by a list
+        assert re.fullmatch(UploadFailedV1.body_schema["properties"]["target"]["pattern"], name)
+
+
+def test_each_target_takes_its_own_image_of_a_compose(koji_hub, make_config, samples_dir):
+    from tests.uploader.conftest import COMPOSE_RAWHIDE, compose_sample, serve_compose
+    from uploader.intake.route import find_images
+    from uploader.pipeline import make_clients
+
+    serve_compose(koji_hub, compose_sample(samples_dir, COMPOSE_RAWHIDE),
+                  "rawhide/Fedora-Rawhide-20240829.n.1")
+    cfg = make_config(uploader={"targets": ["aws", "downloads", "openstack"],
+                                "image_types": ["raw-xz", "qcow2"]},
+                      openstack={"clouds": ["cloud-a"]})
+    sources = find_images(Request("compose", "Fedora-Rawhide-20240829.n.1"), config=cfg,
+                          clients=make_clients(cfg, []))
+    taken = {s.filename: s.targets for s in sources}
+    rel = "Rawhide-20240829.n.1"
+    # EC2 gets the AmazonEC2 image only, Glance the Generic qcow2 only, of every arch it runs
+    assert taken[f"Fedora-Cloud-Base-AmazonEC2-{rel}.x86_64.raw.xz"] == ("aws", "downloads")
+    assert taken[f"Fedora-Cloud-Base-Generic-{rel}.x86_64.qcow2"] == ("downloads", "openstack")
+    assert taken[f"Fedora-Cloud-Base-Generic-{rel}.s390x.qcow2"] == ("downloads", "openstack")
+    assert all("aws" not in t for f, t in taken.items() if "Generic" in f)
+
+
+def test_one_image_shipped_twice_goes_to_each_target_once(koji_hub, make_config, caplog):
+    from uploader.intake.route import find_images
+    from uploader.pipeline import make_clients
+
+    name = "Fedora-Cloud-Base-Rawhide-20261125.n.0.x86_64"  # a Koji build: no cloud word
+    tid = koji_hub.add_image_task(release="20261125.n.0", arches=["x86_64"], files={
+        "x86_64": {f"{name}.raw.xz": b"x" * 10, f"{name}.qcow2": b"y" * 10}})
+    cfg = make_config(uploader={"targets": ["aws", "downloads", "openstack"],
+                                "image_types": ["raw-xz", "qcow2"]},
+                      openstack={"clouds": ["cloud-a"]})
+    with caplog.at_level("INFO"):
+        sources = find_images(Request("task", tid), config=cfg, clients=make_clients(cfg, []))
+    # the same disk once per target: the raw.xz for EC2 and the downloads, the qcow2 for Glance
+    assert {s.filename: s.targets for s in sources} == {
+        f"{name}.raw.xz": ("aws", "downloads"), f"{name}.qcow2": ("openstack",)}
+    assert f"{name}.qcow2: aws left out: it takes {name}.raw.xz of the same image" in caplog.text
+
+
+@pytest.mark.parametrize("image_type, arch, cloud, why", [
+    ("qcow2", "x86_64", "Generic", None),
+    ("qcow2", "x86_64", None, None),  # our own Koji builds' names carry no cloud word
+    ("raw-xz", "x86_64", "Generic", "does not take raw-xz images"),
+    ("qcow2", "x86_64", "UEFI-UKI", "does not take UEFI-UKI images"),
+])
+def test_openstack_takes_the_generic_qcow2(image_type, arch, cloud, why):
+    assert TARGETS["openstack"].takes.refusal(image_type, arch, cloud) == why
+    assert TARGETS["aws"].takes.refusal("qcow2", "x86_64", "Generic") == \
+        "does not take Generic images"
+    assert TARGETS["aws"].takes.refusal("raw-xz", "x86_64", None) is None
+
+
+def test_a_target_section_that_cannot_be_used_stops_the_start():
+    cfg = parse_config({"uploader": {"targets": ["openstack"]}, "openstack": {"clouds": []}},
+                       "fedimg.toml")
+    with pytest.raises(ConfigError, match=r"fedimg.toml: openstack.clouds: name at least one"):
+        check_config(cfg, cfg.uploader.targets)
+    cfg = parse_config({"uploader": {"targets": ["openstack"]},
+                        "openstack": {"clouds": ["a"], "visiblity": "public"}}, "fedimg.toml")
+    with pytest.raises(ConfigError, match=r"openstack.visiblity: unknown key"):
+        check_config(cfg, cfg.uploader.targets)

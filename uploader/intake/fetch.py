@@ -14,7 +14,8 @@ Rules that keep it secure and reliable:
 - Only verified bytes are decompressed: `.raw.xz` with multithreaded `xz -d -T0` whose stdout is
   a regular file, so xz itself seeks over zero runs and the raw file is SPARSE; `.raw` gets its
   holes punched with `fallocate --dig-holes`; `.qcow2` goes through `qemu-img convert -O raw`
-  after refusing backing/data files (they would read local paths named by the image).
+  after refusing backing/data files (they would read local paths named by the image); a qcow2
+  kept as fetched for a target that reads the file is refused by the same rules.
 - A decompression bomb is refused: the raw disk may be at most `uploader.max_disk_mib`, checked
   from the xz index or qcow2 virtual size before writing, and enforced on xz by `prlimit`.
 - Everything lives in a private directory under uploader.work_dir, removed on every exit path.
@@ -213,12 +214,14 @@ def check_disk_size(src: Path, size: int, max_bytes: int) -> None:
 
 
 def to_sparse_raw(src: Path, raw: Path, image_type: str, *, clients: Clients,
-                  timeout: int, max_bytes: int) -> None:
+                  timeout: int, max_bytes: int, keep_src: bool = False) -> None:
     """Turn a verified download into a sparse raw disk image at `raw`, at most `max_bytes`.
 
     The size is checked before anything is written (the xz index, the qcow2 virtual size), and
     xz runs under `prlimit --fsize`, so even an xz file whose index lies about its size (a
-    decompression bomb) cannot write more than `max_bytes` to the work directory.
+    decompression bomb) cannot write more than `max_bytes` to the work directory. A plain raw
+    download becomes the raw disk itself: moved, or with `keep_src` (a target also reads the
+    file as fetched) hard-linked, since punching holes leaves its bytes as they are.
     """
     run = clients.run
     try:
@@ -239,16 +242,12 @@ def to_sparse_raw(src: Path, raw: Path, image_type: str, *, clients: Clients,
             _check_tool(proc, "xz", src)
         elif image_type == "raw":
             check_disk_size(src, src.stat().st_size, max_bytes)
-            os.replace(src, raw)
+            (os.link if keep_src else os.replace)(src, raw)
             proc = run(["fallocate", "--dig-holes", str(raw)], stderr=subprocess.PIPE,
                        timeout=timeout)
             _check_tool(proc, "fallocate", src)
         elif image_type == "qcow2":
-            info = _qcow2_info(src, clients=clients, timeout=timeout)
-            virtual = info.get("virtual-size")
-            if isinstance(virtual, bool) or not isinstance(virtual, int):
-                raise VerificationFailed(f"{src.name}: qemu-img info gives no virtual size")
-            check_disk_size(src, virtual, max_bytes)
+            _check_qcow2(src, clients=clients, timeout=timeout, max_bytes=max_bytes)
             proc = run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(src), str(raw)],
                        stderr=subprocess.PIPE, timeout=timeout)
             _check_tool(proc, "qemu-img", src)
@@ -262,6 +261,14 @@ def _check_tool(proc: subprocess.CompletedProcess, tool: str, src: Path) -> None
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip() if proc.stderr else ""
         raise VerificationFailed(f"{src.name}: {tool} failed ({proc.returncode}): {err}")
+
+
+def _check_qcow2(src: Path, *, clients: Clients, timeout: int, max_bytes: int) -> None:
+    """Refuse a qcow2 with a backing/data file or a virtual size past `max_bytes`."""
+    virtual = _qcow2_info(src, clients=clients, timeout=timeout).get("virtual-size")
+    if isinstance(virtual, bool) or not isinstance(virtual, int):
+        raise VerificationFailed(f"{src.name}: qemu-img info gives no virtual size")
+    check_disk_size(src, virtual, max_bytes)
 
 
 def _qcow2_info(src: Path, *, clients: Clients, timeout: int) -> dict:
@@ -303,11 +310,18 @@ def fetched(source: ImageSource, *, config: Config, clients: Clients,
             raw_path = work / f"{source.identity.name}.raw"
             to_sparse_raw(got.path, raw_path, source.image_type, clients=clients,
                           timeout=config.uploader.decompress_timeout,
-                          max_bytes=config.uploader.max_disk_mib * MIB)
+                          max_bytes=config.uploader.max_disk_mib * MIB, keep_src=keep_file)
         elif source.image_type == "raw-xz":  # targets read the file as fetched: size it anyway
             check_disk_size(got.path, xz_declared_size(
                 got.path, clients=clients, timeout=config.uploader.decompress_timeout),
                 config.uploader.max_disk_mib * MIB)
+        elif source.image_type == "qcow2":  # read as fetched (Glance): the same refusals
+            try:
+                _check_qcow2(got.path, clients=clients,
+                             timeout=config.uploader.decompress_timeout,
+                             max_bytes=config.uploader.max_disk_mib * MIB)
+            except subprocess.TimeoutExpired as exc:
+                raise TransientError(f"{filename}: qemu-img info took too long") from exc
         if not keep_file:
             shutil.rmtree(work / "src")  # the compressed copy is no longer needed; free the disk
         verified = dataclasses.replace(source, size=got.size, sha256=got.sha256)

@@ -21,7 +21,7 @@ from uploader.intake.compose import compose_images, valid_compose_id
 from uploader.intake.koji_sources import build_images, task_images
 from uploader.intake.wanted import is_image_method
 from uploader.model import Clients, ImageSource
-from uploader.targets import targets_for
+from uploader.targets import get_target, targets_for
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +127,12 @@ def find_images(request: Request, *, config: Config, clients: Clients) -> list[I
     else:
         found = compose_images(str(request.ident), config=config, clients=clients)
     configured = tuple(config.uploader.targets)
+    refusals = {id(s): targets_for(s.image_type, s.identity, configured) for s in found}
+    _one_file_per_image(found, refusals)
     sources = []
     for source in found:
-        refusals = targets_for(source.image_type, source.identity.arch, configured)
-        targets = tuple(n for n, why in refusals.items() if why is None)
-        for name, why in refusals.items():
+        targets = tuple(n for n, why in refusals[id(source)].items() if why is None)
+        for name, why in refusals[id(source)].items():
             if why is not None:
                 log.info("%s: %s: %s left out: it %s%s", request, source.filename, name, why,
                          "" if targets else "; no target left, image dropped")
@@ -140,3 +141,22 @@ def find_images(request: Request, *, config: Config, clients: Clients) -> list[I
         elif not configured:  # no target at all (fetch and verify only): nothing to leave out
             sources.append(source)
     return sources
+
+
+def _one_file_per_image(found: list[ImageSource],
+                        refusals: dict[int, dict[str, str | None]]) -> None:
+    """Where one image comes as several files (a Koji build ships the same disk as .raw.xz and
+    .qcow2, under one name), each target takes only the file of the type it prefers
+    (`Takes.preference`); the others get a refusal saying so."""
+    by_name: dict[str, list[ImageSource]] = {}
+    for source in found:
+        by_name.setdefault(source.identity.name.casefold(), []).append(source)
+    for files in (f for f in by_name.values() if len(f) > 1):
+        for target in {n for s in files for n, why in refusals[id(s)].items() if why is None}:
+            takes = get_target(target).takes
+            taking = [s for s in files if refusals[id(s)][target] is None]
+            best = min(taking, key=lambda s: (takes.preference(s.image_type), s.filename))
+            for other in taking:
+                if other is not best:
+                    refusals[id(other)][target] = \
+                        f"takes {best.filename} of the same image ({best.image_type})"

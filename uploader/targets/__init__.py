@@ -10,28 +10,41 @@ from __future__ import annotations
 
 from shared.config import Config
 from shared.errors import ConfigError, TargetUnavailable
+from shared.images import ImageIdentity
 from uploader.model import TargetHandler
 from uploader.targets.contract import Takes, Target
 
-# Types intake can turn into a sparse raw disk: xz-compressed raw, plain raw, qcow2 (qemu-img).
-RAW_DISK_TYPES = frozenset({"raw-xz", "raw", "qcow2"})
+# Types intake can turn into a sparse raw disk: xz-compressed raw, plain raw, qcow2 (qemu-img),
+# in order of preference: of a build that ships one image as .raw.xz and .qcow2, the raw.xz is
+# used (the smaller download; the disk is the same).
+RAW_DISK_TYPES = ("raw-xz", "raw", "qcow2")
 # productmd types of container image archives: "docker" (to F41, OCI or docker-archive inside),
 # "container" (F42 on), "ociarchive"
-CONTAINER_TYPES = frozenset({"docker", "container", "ociarchive"})
+CONTAINER_TYPES = ("container", "docker", "ociarchive")
 
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
         # EC2 runs x86_64 and arm64 (Fedora's aarch64) only; an i386 or ppc64le image still goes
-        # to the download server.
+        # to the download server. A compose ships one image per cloud under one subvariant: EC2
+        # gets the AmazonEC2 one (or a name that says no cloud, as our own Koji builds have),
+        # never the Generic qcow2 meant for OpenStack nor the Azure/GCE/Vagrant ones.
         Target(name="aws", publish="uploader.targets.aws:publish_aws",
-               takes=Takes(RAW_DISK_TYPES, arches=frozenset({"x86_64", "aarch64"})),
+               takes=Takes(RAW_DISK_TYPES, arches=frozenset({"x86_64", "aarch64"}),
+                           clouds=frozenset({"AmazonEC2", None})),
                section="aws", needs="raw",
                messages=("fedimg.image.published.v1.aws", "fedimg.image.completed.v1.aws"),
                cleanup="fedimg-aws-cleanup"),
         Target(name="downloads", publish="uploader.targets.downloads:publish_downloads",
                takes=Takes(RAW_DISK_TYPES), section="downloads", needs="raw",
                messages=("fedimg.image.published.v1.downloads",)),
+        # Glance stores the qcow2 as fetched: no conversion, the bytes Fedora signed off.
+        Target(name="openstack", publish="uploader.targets.openstack:publish_openstack",
+               takes=Takes(("qcow2",), clouds=frozenset({"Generic", None})),
+               section="openstack", needs="file",
+               messages=("fedimg.image.published.v1.openstack",),
+               cleanup="fedimg-openstack-cleanup",
+               settings="uploader.targets.openstack.config:settings"),
         # the arches Fedora builds container images for (each needs an OCI platform)
         Target(name="containers", publish="uploader.targets.containers:publish_containers",
                takes=Takes(CONTAINER_TYPES,
@@ -52,10 +65,11 @@ def get_target(name: str) -> Target:
         ) from None
 
 
-def targets_for(image_type: str | None, arch: str | None,
+def targets_for(image_type: str | None, identity: ImageIdentity,
                 names: list[str] | tuple[str, ...]) -> dict[str, str | None]:
     """For each configured target, in order: None if it takes the image, else why not."""
-    return {n: get_target(n).takes.refusal(image_type, arch) for n in names}
+    return {n: get_target(n).takes.refusal(image_type, identity.arch, identity.cloud)
+            for n in names}
 
 
 def needs_raw(names: list[str] | tuple[str, ...]) -> bool:
@@ -74,11 +88,13 @@ def get_handlers(names: list[str] | tuple[str, ...]) -> dict[str, TargetHandler]
 
 
 def check_config(config: Config, names: list[str] | tuple[str, ...]) -> None:
-    """ConfigError if a target is unknown or an image type is taken by no registered target."""
+    """ConfigError if a target is unknown, its own section is unusable, or an image type is
+    taken by no registered target."""
     for name in names:
         if name not in TARGETS:
             raise ConfigError(config.path, "uploader.targets",
                               f"unknown target {name!r} (known: {', '.join(sorted(TARGETS))})")
+        TARGETS[name].check_settings(config)
     known = sorted(set().union(*(t.takes.image_types for t in TARGETS.values())))
     for i, itype in enumerate(config.uploader.image_types):
         if itype not in known:

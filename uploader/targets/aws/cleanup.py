@@ -12,7 +12,6 @@ same lines ("would remove") and changes nothing. Exit 0 if everything listed was
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import dataclasses
 import datetime
@@ -24,7 +23,7 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
-from shared.cli import add_config_argument, config_or_exit, setup_logging
+from shared.cli import cleanup_command
 from shared.config import AwsConfig
 from shared.errors import one_line
 from uploader.aws_clients import ClientFactory
@@ -147,22 +146,14 @@ def cleanup(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="fedimg-aws-cleanup",
-        description="Deregister nightly AMIs older than aws.nightly_retention_days in every "
-                    "configured region and delete their snapshots.")
-    add_config_argument(parser)
-    parser.add_argument("--dry-run", action="store_true", help="list what would go; change nothing")
-    parser.add_argument("--older-than", type=int, metavar="DAYS",
-                        help="override aws.nightly_retention_days for this run")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    args = parser.parse_args(argv)
-    config = config_or_exit(args)
-    setup_logging(args.verbose)
+    args, config = cleanup_command(
+        "fedimg-aws-cleanup",
+        "Deregister nightly AMIs older than aws.nightly_retention_days in every configured "
+        "region and delete their snapshots.",
+        argv, flag="--older-than", metavar="DAYS", overrides="aws.nightly_retention_days")
     results = cleanup(boto3.Session(), config.aws, dry_run=args.dry_run,
                       older_than_days=args.older_than)
     return 1 if any(r.error for r in results) else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
