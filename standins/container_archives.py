@@ -184,3 +184,4 @@ def make_container_archive(
     return ContainerArchive(path=path, arch=arch, kind=kind, manifest_digest=manifest_digest,
                             config_digest=config_digest, layer_digest=layer_digest,
                             sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+

@@ -115,13 +115,16 @@ def check(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[str
 
 
 def inventory(amis: dict[str, list[dict[str, Any]]], files: dict[str, pathlib.Path],
-              glance: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """What this run left behind, to compare with the next run on the same stack."""
+              glance: dict[str, list[dict[str, Any]]],
+              tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """What this run left behind (AMIs, files, Glance images, registry tag -> digest), to
+    compare with the next run on the same stack."""
     return {"amis": sorted(f"{r} {a.get('Name')} {a['ImageId']}" for r, found in amis.items()
                            for a in found),
             "files": sorted(f"{rel} {sha256_file(p)}" for rel, p in files.items()),
             "glance": sorted(f"{c} {i['name']} {i['id']}" for c, images in glance.items()
-                             for i in images)}
+                             for i in images),
+            "tags": sorted(f"{tag} {digest}" for tag, digest in (tags or {}).items())}
 
 
 def compare(previous: dict[str, Any] | None, now: dict[str, Any], run_no: int) -> str:
@@ -130,9 +133,9 @@ def compare(previous: dict[str, Any] | None, now: dict[str, Any], run_no: int) -
                "change nothing."
     if previous == now:
         return (f"Same {len(now['amis'])} AMIs, {len(now['files'])} files (same bytes) and "
-                f"{len(now['glance'])} Glance images as run {run_no - 1}: the repeated "
-                "announcement changed nothing.")
-    every = ("amis", "files", "glance")
+                f"{len(now['glance'])} Glance images and {len(now['tags'])} registry tags (same "
+                f"digests) as run {run_no - 1}: the repeated announcement changed nothing.")
+    every = ("amis", "files", "glance", "tags")
     added = sorted({x for k in every for x in now.get(k, [])}
                    - {x for k in every for x in previous.get(k, [])})
     return f"Changed since run {run_no - 1}: {', '.join(added) or 'items removed'}"
@@ -157,7 +160,9 @@ def check_site(site: pathlib.Path, report: dict[str, Any]) -> tuple[list[str], s
     if rows != want:
         problems.append(f"the locator has {rows} rows, the current images need {want}")
     pages = {p: p.read_text().count('<tr data-name="') for p in sorted(site.glob("history/*"))}
-    deepest = max(pages, key=lambda p: pages[p], default=None)
+    # a nightly family first: the page the demo points at shows two nights of one image (other
+    # families, candidates in several clouds or registries, may have more rows)
+    deepest = max(pages, key=lambda p: ("nightly" in p.name, pages[p]), default=None)
     if deepest is None or pages[deepest] < 2:
         problems.append("no history page shows two images of one family")
     for feed in sorted(site.glob("feeds/*.atom")):

@@ -16,7 +16,9 @@ around the hub, reduced to what the demo needs:
 - Pungi: ``POST /compose/<compose_id>`` lays out a compose of the same disk images below
   ``<topurl>/compose/<release>/<compose_id>/compose/`` (``Cloud/<arch>/images/`` and a
   ``metadata/images.json`` written with productmd, Cloud_Base raw-xz and Generic qcow2 per
-  arch, with size and sha256) and announces ``pungi.compose.status.change`` with status
+  arch, with size and sha256), plus one small real container image per arch
+  (``Container/<arch>/images/``, an OCI archive from standins.container_archives,
+  Container_Base, type "container"), and announces ``pungi.compose.status.change`` with status
   FINISHED, as Pungi does.
 
 The hub keeps its state in memory, so the stack treats a restart of this process as a new stack.
@@ -153,6 +155,7 @@ def compose(hub: KojiHub, images: dict[str, pathlib.Path], compose_id: str) -> d
         image.disc_number = image.disc_count = 1
         meta.add("Cloud", arch, image)
         files.append(filename)
+        files.append(_container_image(hub, meta, top, compose_id, arch))
     listing = io.StringIO()
     meta.dump(listing)
     hub.add_file(f"{top}/metadata/images.json", listing.getvalue().encode())
@@ -165,6 +168,29 @@ def compose(hub: KojiHub, images: dict[str, pathlib.Path], compose_id: str) -> d
         "release_is_layered": False, "location": location})
     return {"compose_id": compose_id, "message_id": message.id, "topic": message.topic,
             "files": files}
+
+
+def _container_image(hub: KojiHub, meta: Any, top: str, compose_id: str, arch: str) -> str:
+    """The compose's Container_Base image of ``arch``: made once (the same bytes for the same
+    compose id), served, and listed in images.json as pungi lists Fedora's."""
+    import productmd.images
+
+    from standins.container_archives import make_container_archive
+
+    release, version = compose_id.split("-", 2)[1:]
+    filename = f"Fedora-Container-Base-Generic-{release}-{version}.{arch}.oci.tar.xz"
+    local = hub.workdir / "composes" / compose_id / filename
+    archive = make_container_archive(local, arch, label=compose_id)
+    path = f"Container/{arch}/images/{filename}"
+    hub.add_file(f"{top}/{path}", local)
+    image = productmd.images.Image(meta)
+    image.path, image.arch, image.type, image.format = path, arch, "container", "tar.xz"
+    image.subvariant, image.size, image.mtime = "Container_Base", archive.size, 0
+    image.checksums = {"sha256": archive.sha256}
+    image.volume_id, image.implant_md5, image.bootable = None, None, False
+    image.disc_number = image.disc_count = 1
+    meta.add("Container", arch, image)
+    return filename
 
 
 def announce_compose(body: dict[str, Any]) -> Any:

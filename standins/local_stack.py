@@ -16,8 +16,11 @@ project's venv python. Everything listens on 127.0.0.1:
 - web: ``python -m http.server`` over ``www/`` (downloads + report site) on PORT+4
 - OpenStack: two real glance-api processes (gunicorn, from ``.glance-venv``) as two clouds on
   PORT+5 and PORT+6, named in ``conf/clouds.yaml``; their images and databases in ``glance/``
+- registry: ``python -m standins.registry`` (Debian's docker-registry, TLS + basic auth) on
+  PORT+7, state in ``registry/``; the Koji stand-in also serves the composes below
+  ``<topurl>/compose`` (POST /compose/<id> on its control port makes one and announces it)
 - uploader: ``fedora-messaging consume --callback=uploader.consumer:Uploader``, one service
-  (and one queue) per target (aws, downloads, openstack)
+  (and one queue) per target (aws, downloads, openstack, containers)
 
 State lives in ``$FEDIMG_DEMO_DIR`` (default /tmp/fedimg-demo): ``run/<name>.json`` (PID and
 command line of each process; every process is stopped by that PID, after checking that the PID
@@ -72,6 +75,7 @@ from standins.pipeline_config import (
 )
 from standins.pipeline_parts import missing_parts
 from standins.postgres import check_postgres, database_url, drop_database
+from standins.registry import registry_answers
 
 VENV_BIN = pathlib.Path(sys.executable).parent
 REGISTERED = "Successfully registered AMQP consumer"
@@ -79,8 +83,11 @@ HTTP_TIMEOUT = 5.0
 TOPIC_PREFIX = "org.fedoraproject.demo"
 ARCHES = ["x86_64", "aarch64"]
 DEFAULT_PORT = 5380
-DEMO_TARGETS = (*TARGETS, "openstack")
+# the demo also runs the openstack target (two Glance clouds) and the containers target
+# (its own registry)
+DEMO_TARGETS = (*TARGETS, "openstack", "containers")
 GLANCE_CLOUDS = ("demo-cloud-a", "demo-cloud-b")  # on PORT+5, PORT+6
+LATEST_RELEASE = "44"  # the release of the demo's candidate composes: they move `latest`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +141,14 @@ class Stack:
     def glance_urls(self) -> dict[str, str]:
         """cloud name -> its Glance API."""
         return {c: f"http://127.0.0.1:{self.port + 5 + i}" for i, c in enumerate(GLANCE_CLOUDS)}
+
+    @property
+    def registry_host(self) -> str:
+        return f"127.0.0.1:{self.port + 7}"
+
+    @property
+    def registry_dir(self) -> pathlib.Path:
+        return self.dir("registry")
 
     # paths -------------------------------------------------------------------------------
     def dir(self, name: str) -> pathlib.Path:
@@ -252,8 +267,13 @@ def write_configs(stack: Stack) -> None:
     write_fedimg_config(
         stack.fedimg_config, stack.endpoints, ARCHES,
         header="# Written by the local demo stack (standins.local_stack); rewritten at every up.\n",
-        uploader={"targets": list(DEMO_TARGETS), "image_types": ["raw-xz", "qcow2"]},
-        openstack={"clouds": list(GLANCE_CLOUDS), "timeout": 60})
+        uploader={"targets": list(DEMO_TARGETS), "subvariants": ["Cloud_Base", "Container_Base"],
+                  "image_types": ["raw-xz", "qcow2", "container"]},
+        openstack={"clouds": list(GLANCE_CLOUDS), "timeout": 60},
+        containers={"latest_release": LATEST_RELEASE, "timeout": 300, "retries": 1,
+                    "registries": [{"name": stack.registry_host,
+                                    "authfile": str(stack.registry_dir / "auth.json"),
+                                    "cert_dir": str(stack.registry_dir / "certs.d")}]})
     (stack.conf / "clouds.yaml").write_text(glance.clouds_yaml(stack.glance_urls))
     for cloud in GLANCE_CLOUDS:
         glance.prepare(stack.dir("glance") / cloud)
@@ -310,6 +330,9 @@ def services(stack: Stack) -> list[Service]:
         Service("www", [py, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
                         str(stack.dir("www")), str(stack.port + 4)], env,
                 lambda s, _: _http_ok(f"{s.www_url}/")),
+        Service("registry", [py, "-m", "standins.registry", "--workdir", str(stack.registry_dir),
+                             "--port", str(stack.port + 7)], env,
+                lambda s, _: registry_answers(s.registry_dir, s.registry_host)),
     ]
     for cloud, url in stack.glance_urls.items():
         root = stack.dir("glance") / cloud
@@ -355,7 +378,8 @@ def reset(stack: Stack, say: Callable[[str], None]) -> None:
             say(f"stopped {svc.name}")
     drop_database(stack.database)
     delete_our_queues(stack, list(our_queues(stack)))
-    for path in (stack.downloads, stack.site, stack.work, stack.root / "glance"):
+    for path in (stack.downloads, stack.site, stack.work, stack.registry_dir,
+                 stack.root / "glance"):
         shutil.rmtree(path, ignore_errors=True)
     for name in ("runs", "last-run.json", "summary.txt"):  # the demo's per-generation notes
         (stack.root / name).unlink(missing_ok=True)

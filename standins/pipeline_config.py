@@ -89,7 +89,8 @@ def nightly_job(arches: Sequence[str]) -> dict[str, Any]:
 
 def render_fedimg_toml(ep: Endpoints, arches: Sequence[str],
                        **overrides: Mapping[str, Any]) -> str:
-    """fedimg.toml text; ``overrides`` replace keys per section (uploader={"targets": ["aws"]})."""
+    """fedimg.toml text; ``overrides`` replace keys per section (uploader={"targets": ["aws"]})
+    or add a section (a target's own, e.g. containers={...})."""
     settings = fedimg_settings(ep)
     for section, values in overrides.items():  # a new section: a target's own table
         settings[section] = {**settings.get(section, {}), **values}

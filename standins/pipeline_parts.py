@@ -16,6 +16,7 @@ PARTS = [
     ("uploader.consumer", "Uploader", "intake + consumer"),
     ("uploader.targets.downloads", "publish_downloads", "download artifacts"),
     ("uploader.targets.aws", "publish_aws", "AWS publishing"),
+    ("uploader.targets.containers", "publish_containers", "container registries"),
 ]
 # CLIs that started as skeletons printing "not implemented yet"
 SKELETONS = [

@@ -50,7 +50,60 @@ def auth_entry(user: str, password: str) -> dict[str, str]:
     return {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-class LocalRegistry:
+class RegistryClient:
+    """Reads a running stand-in registry back over its API with its CA and credentials: the
+    tests' and the demo's view of what is in it (never its storage directory)."""
+
+    def __init__(self, workdir: pathlib.Path, host: str, user: str = "fedimg",
+                 password: str = "stand-in-secret") -> None:
+        self.workdir = workdir
+        self.host = host
+        self.url = f"https://{host}"
+        self.user, self.password = user, password
+        self.ca_path = workdir / "pki" / "ca.pem"
+        self.cert_dir = workdir / "certs.d"
+        self.authfile = workdir / "auth.json"
+
+    def _get(self, path: str, accept: str | None = None) -> requests.Response:
+        return requests.get(f"{self.url}/v2/{path}", auth=(self.user, self.password),
+                            verify=str(self.ca_path), timeout=HTTP_TIMEOUT,
+                            headers={"Accept": accept} if accept else {})
+
+    def tags(self, repository: str) -> list[str]:
+        """The repository's tags, sorted ([] if it does not exist)."""
+        resp = self._get(f"{repository}/tags/list")
+        if resp.status_code == 404:
+            return []
+        resp.raise_for_status()
+        return sorted(resp.json().get("tags") or [])
+
+    def manifest(self, repository: str, reference: str) -> tuple[str, dict] | None:
+        """(digest, manifest) at a tag or digest, None if there is none."""
+        resp = self._get(f"{repository}/manifests/{reference}", accept=ACCEPT)
+        if resp.status_code == 404:
+            return None
+        resp.raise_for_status()
+        return resp.headers["Docker-Content-Digest"], resp.json()
+
+    def blob(self, repository: str, digest: str) -> bytes:
+        resp = self._get(f"{repository}/blobs/{digest}")
+        resp.raise_for_status()
+        return resp.content
+
+    def writes(self) -> int:
+        """How many write requests (blob uploads, manifest and tag PUTs, deletes) the registry
+        has answered so far, from its access log: unchanged means nothing was pushed."""
+        log = self.workdir / "registry.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return len(re.findall(r'"(?:PUT|POST|PATCH|DELETE) /v2/', text))
+
+    def catalog(self) -> list[str]:
+        resp = self._get("_catalog")
+        resp.raise_for_status()
+        return sorted(resp.json().get("repositories") or [])
+
+
+class LocalRegistry(RegistryClient):
     """A ``docker-registry`` process on 127.0.0.1 with TLS and basic auth (see module docstring).
 
     Files under ``workdir``: ``pki/`` (CA and server cert), ``certs.d/`` (the cert dir for skopeo:
@@ -64,19 +117,13 @@ class LocalRegistry:
             if not pathlib.Path(tool).exists():
                 raise StandinError(f"{tool} is missing: run deploy/local/ensure-system.sh "
                                    "(packages docker-registry, apache2-utils)")
-        self.workdir = workdir
         self.port = port or free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        self.url = f"https://{self.host}"
-        self.user, self.password = user, password
+        super().__init__(workdir, f"127.0.0.1:{self.port}", user, password)
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "pki").mkdir(exist_ok=True)
         self.pki = KojiPKI(workdir / "pki", ca_name="fedimg stand-in registry CA")
-        self.ca_path = self.pki.ca_path
-        self.cert_dir = workdir / "certs.d"
         self.cert_dir.mkdir(exist_ok=True)
         (self.cert_dir / "ca.crt").write_bytes(self.ca_path.read_bytes())
-        self.authfile = workdir / "auth.json"
         self.write_authfile(self.authfile, user, password)
         self._write_htpasswd()
         self.config_path = workdir / "config.yml"
@@ -145,45 +192,13 @@ class LocalRegistry:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    # --- reading back over the API --------------------------------------------------------
-
-    def _get(self, path: str, accept: str | None = None) -> requests.Response:
-        return requests.get(f"{self.url}/v2/{path}", auth=(self.user, self.password),
-                            verify=str(self.ca_path), timeout=HTTP_TIMEOUT,
-                            headers={"Accept": accept} if accept else {})
-
-    def tags(self, repository: str) -> list[str]:
-        """The repository's tags, sorted ([] if it does not exist)."""
-        resp = self._get(f"{repository}/tags/list")
-        if resp.status_code == 404:
-            return []
-        resp.raise_for_status()
-        return sorted(resp.json().get("tags") or [])
-
-    def manifest(self, repository: str, reference: str) -> tuple[str, dict] | None:
-        """(digest, manifest) at a tag or digest, None if there is none."""
-        resp = self._get(f"{repository}/manifests/{reference}", accept=ACCEPT)
-        if resp.status_code == 404:
-            return None
-        resp.raise_for_status()
-        return resp.headers["Docker-Content-Digest"], resp.json()
-
-    def blob(self, repository: str, digest: str) -> bytes:
-        resp = self._get(f"{repository}/blobs/{digest}")
-        resp.raise_for_status()
-        return resp.content
-
-    def writes(self) -> int:
-        """How many write requests (blob uploads, manifest and tag PUTs, deletes) the registry
-        has answered so far, from its access log: unchanged means nothing was pushed."""
-        log = self.workdir / "registry.log"
-        text = log.read_text(errors="replace") if log.exists() else ""
-        return len(re.findall(r'"(?:PUT|POST|PATCH|DELETE) /v2/', text))
-
-    def catalog(self) -> list[str]:
-        resp = self._get("_catalog")
-        resp.raise_for_status()
-        return sorted(resp.json().get("repositories") or [])
+def registry_answers(workdir: pathlib.Path, host: str) -> bool:
+    """Whether the registry of ``workdir`` (started by ``main``) answers /v2/ on ``host``."""
+    ca = workdir / "pki" / "ca.pem"
+    if not ca.exists():
+        return False
+    resp = requests.get(f"https://{host}/v2/", verify=str(ca), timeout=HTTP_TIMEOUT)
+    return resp.status_code == 401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,14 +6,17 @@
    Koji stand-in (TLS client-cert login),
 3. the stand-in "builds" them (real disk images) and announces ``buildsys.task.state.change``,
 4. the stand-in's Pungi finishes two production composes of release 44 (two release candidates,
-   respins 0 and 1) and announces ``pungi.compose.status.change``,
+   respins 0 and 1, each with a disk image and a container image per arch) and announces
+   ``pungi.compose.status.change``,
 5. the uploader services (the real ``fedora-messaging consume`` processes, one per target) make
    AMIs in three regions of the moto server and the qcow2 + raw.tar.xz downloads of each image,
-   and put each compose's Generic qcow2 into two real Glance clouds,
+   put each compose's Generic qcow2 into two real Glance clouds, and push each compose's
+   container images and manifest list to the stack's registry (deploy/local/demo_containers.py),
 6. release engineering promotes the second candidate with ``fedimg-announce promote`` and QE posts
    results with ``fedimg-announce qe``,
 7. datanommer stores every message; ``fedimg-report`` rebuilds the site from datagrepper; the
-   report is checked against what AWS and the download directory really hold, and the site for
+   report is checked against what AWS, the download directory and the registry really hold, and
+   the site for
    a locator with a release, candidate, weekly and nightly section, a history page with two
    nightlies of one family, and valid feeds.
 
@@ -33,6 +36,8 @@ import subprocess
 import sys
 import time
 from typing import Any
+
+import demo_containers  # beside this script (deploy/local/), which is sys.path[0]
 
 from standins import REPO_ROOT, StandinError
 from standins import local_stack as st
@@ -216,7 +221,7 @@ def wait_stored(stack: st.Stack, ids: list[str], timeout: float) -> list[dict[st
 def summary(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[str, Any]]],
             files: dict[str, Any], glance: dict[str, list[dict[str, Any]]],
             topics: collections.Counter, history_page: str | None, run_no: int, seconds: float,
-            versus: str) -> str:
+            versus: str, containers: list[str]) -> str:
     site = f"{stack.www_url}/site"
     lines = [f"fedimg demo: OK in {seconds:.0f}s (run {run_no} on this stack)", ""]
     lines.append(f"locator     {site}/index.html   ({stack.site})")
@@ -244,11 +249,12 @@ def summary(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[s
     lines.append("")
     lines.append(f"Downloads: {len(files)} files in {stack.downloads}, served at "
                  f"{stack.www_url}/downloads/")
+    lines += containers
     lines.append("Messages of this run by kind (every one stored by datanommer, served by "
                  "datagrepper; routing words left out):")
     kinds: collections.Counter = collections.Counter()
     for topic, n in topics.items():
-        kinds[re.sub(r"^(.*?\.v1(?:\.aws|\.downloads|\.openstack)?)\..*$", r"\1",
+        kinds[re.sub(r"^(.*?\.v1(?:\.aws|\.downloads|\.openstack|\.container)?)\..*$", r"\1",
                      topic.removeprefix(st.TOPIC_PREFIX + "."))] += n
     for kind, n in sorted(kinds.items()):
         lines.append(f"  {n:3}  {kind}")
@@ -257,7 +263,7 @@ def summary(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[s
     channels = collections.Counter(i.get("channel") for i in images)
     lines.append(f"Report: {len(images)} images (" + ", ".join(
         f"{n} {c}" for c, n in sorted(channels.items(), key=str)) + "); it agrees with AWS, "
-        "Glance and the download directory, and the site shows every channel.")
+        "Glance, the download directory and the registry, and the site shows every channel.")
     lines.append(versus)
     lines.append("Stop the stack: make demo-stop   (state stays in "
                  f"{stack.root}; logs in {stack.root}/logs)")
@@ -325,8 +331,8 @@ def main() -> int:
             say(f"  {compose_id}: {', '.join(finished['files'])}")
             announced.append(finished)
 
-        say("== 5/7 uploader services: AWS (3 regions), downloads and OpenStack (2 Glance "
-            "clouds), for each announcement")
+        say("== 5/7 uploader services: AWS (3 regions), downloads, OpenStack (2 Glance clouds) "
+            "and the registry, for each announcement")
         for finished in announced:
             wait_consumed(stack, finished["message_id"], UPLOAD_TIMEOUT)
             say(f"  handled {finished['topic']} {finished['message_id']}")
@@ -362,6 +368,7 @@ def main() -> int:
         problems = check(stack, report, amis, files) + check_glance(report, glance)
         site_problems, history_page = check_site(stack.site, report)
         problems += site_problems
+        problems += demo_containers.check(stack, candidates, report)
         if not any(amis.values()):
             problems.append("AWS holds no AMI at all")
         if not files:
@@ -372,15 +379,15 @@ def main() -> int:
             for p in problems:
                 say(f"  MISMATCH: {p}")
             raise DemoFailed(f"{len(problems)} disagreement(s) between the report, the site, "
-                             "AWS and the downloads")
+                             "AWS, Glance, the downloads and the registry")
         last = stack.root / "last-run.json"
-        now = inventory(amis, files, glance)
+        now = inventory(amis, files, glance, demo_containers.registry_state(stack))
         previous = json.loads(last.read_text()) if run_no > 1 and last.exists() else None
         versus = compare(previous, now, run_no)
         last.write_text(json.dumps(now))
         runs.write_text(str(run_no))
         text = summary(stack, report, amis, files, glance, topics, history_page, run_no,
-                       time.monotonic() - t0, versus)
+                       time.monotonic() - t0, versus, demo_containers.summary_lines(stack))
         (stack.root / "summary.txt").write_text(text + "\n")
         say()
         say(text)

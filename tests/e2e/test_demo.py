@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 DEMO_TIMEOUT = 1200  # seconds: a fresh stack plus 14 images through AWS, downloads and Glance
 
 
-def _free_block(first: int = 5700, size: int = 7) -> int:
+def _free_block(first: int = 5700, size: int = 8) -> int:
     """A base port with ``size`` free ports after it (nothing else of ours uses this range)."""
     for base in range(first, first + 400, 10):
         try:

@@ -94,3 +94,4 @@ def test_a_stopped_registry_keeps_its_content_when_started_again(registry,
         registry.tags("fedora")
     registry.start()
     assert registry.manifest("fedora", "1")[0] == arc.manifest_digest
+

@@ -161,7 +161,12 @@ def test_container_images_show_their_pull_references_and_digests(rendered):
         assert f'data-copy="quay.io/fedora/fedora@{digest}"' in card
         assert f'title="manifest list {DIGEST_LIST}"' in card
     locator = (rendered / "index.html").read_text()
-    assert 'container: <code class="pull">quay.io/fedora/fedora</code>' in locator
+    for arch, digest in (("x86_64", DIGEST_X86), ("aarch64", DIGEST_ARM)):
+        assert (f'<code class="pull" title="{arch}: {digest}">quay.io/fedora/fedora:43</code> '
+                f'<button type="button" class="copy" data-copy="quay.io/fedora/fedora@{digest}"'
+                in locator)
+    assert ('<code class="pull" title="s390x: digest not reported">'
+            'registry.fedoraproject.org/fedora:40</code>') in locator
     old = (rendered / "release-40.html").read_text()
     assert "registry.fedoraproject.org/fedora:latest" in old  # fedora_image_uploader's
     assert "digest not reported" in old
