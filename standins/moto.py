@@ -25,6 +25,9 @@ MOTO_SERVER = pathlib.Path(sys.executable).parent / "moto_server"
 DEFAULT_REGION = "us-east-1"
 START_TIMEOUT = 30.0  # seconds until the moto server must answer
 HTTP_TIMEOUT = 10.0  # seconds for our own HTTP calls (reset, health)
+# A reset drops every resource in every region; on a loaded machine, right after a test whose
+# timed-out region threads were still calling moto, its answer took longer than HTTP_TIMEOUT.
+RESET_TIMEOUT = 120.0
 
 # Anything in the environment that could send boto3 elsewhere or to real credentials.
 AWS_ENV_TO_CLEAR = (
@@ -77,7 +80,8 @@ class MotoServer:
 
     def reset(self) -> None:
         """Forget every resource in every region (moto's own reset API)."""
-        resp = requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=HTTP_TIMEOUT)
+        resp = requests.post(f"{self.endpoint_url}/moto-api/reset",
+                             timeout=(HTTP_TIMEOUT, RESET_TIMEOUT))
         resp.raise_for_status()
 
     def stop(self) -> None:
