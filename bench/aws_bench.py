@@ -17,11 +17,36 @@ Not a test: run by hand, figures go into docs/benchmarks.md.
    wall time should be about one delay, not regions x delay.
 
 Starts its own moto server unless --endpoint is given.
+
+Whole-command mode (one streaming pass vs the sequential ways), on the same images in one run:
+
+    .venv/bin/python bench/aws_bench.py --commands 1:161,4:644 [--workers 16]
+
+For each SIZE_GIB:DATA_MIB it makes the raw image as above, compresses it with `xz -T0 -1`
+(cached under /var/tmp/fedimg-aws-bench-cache: random data barely compresses, so the level
+hardly changes decoding), serves it as a Koji build from the Koji hub stand-in over HTTP (with
+its sha256 recorded, as Koji does), and runs three ways, each in its own child process against
+a freshly reset moto server:
+
+- ours: `fedimg-upload --koji-build ID --no-messages` (targets = ["aws"], one region): the
+  download is hashed, decompressed and sent as EBS blocks in one pass;
+- old: the same command with the stand-in ignoring HTTP ranges, which makes intake take the
+  sequential path: download, verify, `xz -d -T0` into a sparse raw file, then our block upload;
+- upload_file: the same verified fetch (uploader.intake.fetch.download) and the same
+  `xz -d -T0` (to_sparse_raw), then boto3 S3 `upload_file` of the raw file (the first step of
+  the import_snapshot way).
+
+Reported per way: whole-command seconds, the snapshot window (StartSnapshot to CompleteSnapshot
+answered; for upload_file the upload itself), bytes sent to AWS (Content-Length of every request),
+peak RSS (VmHWM of the child; its xz children apart, by GNU time) and peak scratch disk (allocated bytes under
+its work directory, sampled every 20 ms by the parent). Ratios are upload_file / ours and
+old / ours.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -100,6 +125,210 @@ def child(mode: str, raw: str, workers: int) -> None:
                if line.startswith("VmHWM:"))  # peak resident set of this process, KiB
     print(json.dumps({"bytes": counter.bytes, "requests": counter.requests,
                       "seconds": seconds, "peak_rss_mib": hwm / 1024}))
+
+
+COMMAND_CHILD = r"""
+import json, pathlib, sys, threading, time
+import boto3
+
+config_path, mode, build_id, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+counted = {"bytes": 0, "requests": 0}
+marks = {}
+lock = threading.Lock()
+
+def count(request, **_):
+    n = int(request.headers.get("Content-Length") or 0)
+    with lock:
+        counted["bytes"] += n
+        counted["requests"] += 1
+
+def mark(name):
+    def hook(**_):
+        marks.setdefault(name, time.monotonic())
+    return hook
+
+_Session = boto3.Session
+
+class CountingSession(_Session):  # every session the command makes is counted
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.events.register("before-send", count)
+        self.events.register("before-call.ebs.StartSnapshot", mark("start"))
+        self.events.register("after-call.ebs.CompleteSnapshot", mark("complete"))
+
+boto3.Session = CountingSession
+
+# ru_maxrss of children is inherited across fork+exec (a child reports its parent's peak), so
+# each xz the command runs is measured by GNU time instead
+import subprocess, tempfile
+_run = subprocess.run
+tool_peaks = [0]
+
+def timed_run(args, **kwargs):
+    if args[0] not in ("xz", "prlimit"):
+        return _run(args, **kwargs)
+    with tempfile.NamedTemporaryFile("r") as t:
+        proc = _run(["/usr/bin/time", "-f", "%M", "-o", t.name, *args], **kwargs)
+        tool_peaks.append(int(t.read().strip().splitlines()[-1]))
+    return proc
+
+subprocess.run = timed_run
+t0 = time.monotonic()
+if mode == "upload_file":
+    import dataclasses
+    from boto3.s3.transfer import TransferConfig
+    import botocore.config
+    from shared.config import load_config
+    from uploader.intake import build_images
+    from uploader.intake.fetch import MIB, download, to_sparse_raw
+    from uploader.pipeline import make_clients
+
+    cfg = load_config(config_path)
+    clients = make_clients(cfg, ["aws"])
+    (source,) = build_images(int(build_id), config=cfg, session=clients.koji)
+    work = pathlib.Path(cfg.uploader.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    got = download(clients.http, source.url, work / source.filename, config=cfg,
+                   size=source.size, sha256=source.sha256)
+    raw = work / "image.raw"
+    to_sparse_raw(got.path, raw, "raw-xz", clients=clients, timeout=3600,
+                  max_bytes=cfg.uploader.max_disk_mib * MIB)
+    got.path.unlink()
+    s3 = clients.aws.client("s3", config=botocore.config.Config(
+        retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=workers + 2))
+    s3.create_bucket(Bucket="fedimg-bench")
+    marks["start"] = time.monotonic()
+    s3.upload_file(str(raw), "fedimg-bench", "image.raw",
+                   Config=TransferConfig(max_concurrency=workers))
+    marks["complete"] = time.monotonic()
+    rc = 0
+else:
+    from uploader.cli import main
+    rc = main(["--config", config_path, "--koji-build", build_id, "--no-messages"])
+whole = time.monotonic() - t0
+status = pathlib.Path("/proc/self/status").read_text().splitlines()
+hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(json.dumps({"rc": rc, "whole": whole, "window": marks["complete"] - marks["start"],
+                  **counted, "rss_mib": hwm / 1024,
+                  "tool_rss_mib": max(tool_peaks) / 1024}))
+"""
+
+
+def cached_xz(size_gib: float, data_mib: int) -> pathlib.Path:
+    """The bench image compressed, made once per size/data (compressing takes minutes)."""
+    cache = pathlib.Path("/var/tmp/fedimg-aws-bench-cache")
+    cache.mkdir(exist_ok=True)
+    xz = cache / f"bench-{size_gib:g}g-{data_mib}m.raw.xz"
+    if not xz.exists():
+        raw = cache / "making.raw"
+        make_image(raw, int(size_gib * 2**30), data_mib * MIB)
+        with open(cache / "making.raw.xz", "wb") as out:
+            subprocess.run(["xz", "-T0", "-1", "-c", str(raw)], stdout=out, check=True)
+        raw.unlink()
+        (cache / "making.raw.xz").rename(xz)
+    return xz
+
+
+class ScratchPeak:
+    """Peak allocated bytes under a directory, sampled from a thread."""
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = path
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            total = 0
+            for root, _, files in os.walk(self.path):
+                for name in files:
+                    with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+                        total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            self.peak = max(self.peak, total)
+
+    def __enter__(self) -> ScratchPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def command_way(way: str, hub, build_id: int, work: pathlib.Path, workers: int, env: dict,
+                endpoint: str) -> dict:
+    import tomli_w
+
+    requests_reset(endpoint)
+    run_dir = work / way
+    run_dir.mkdir()
+    config = run_dir / "fedimg.toml"
+    config.write_text(tomli_w.dumps({
+        "koji": {"hub": hub.url, "topurl": hub.topurl, "owners": ["releng"]},
+        "uploader": {"targets": ["aws"], "work_dir": str(run_dir / "work")},
+        "compose": {"base_url": hub.topurl + "/compose"},
+        "aws": {"base_region": "us-east-1", "regions": ["us-east-1"], "public": True,
+                "upload_workers": workers, "progress_interval": 30},
+    }))
+    hub.ranges = way != "old"  # without ranges intake takes the sequential path
+    (run_dir / "work").mkdir()
+    with ScratchPeak(run_dir / "work") as scratch:
+        proc = subprocess.run(
+            [sys.executable, "-c", COMMAND_CHILD, str(config),
+             "upload_file" if way == "upload_file" else "command", str(build_id), str(workers)],
+            env=env, capture_output=True, text=True, timeout=3600)
+    hub.ranges = True
+    if proc.returncode:
+        raise SystemExit(f"{way} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if result["rc"]:
+        raise SystemExit(f"{way}: the command exited {result['rc']}:\n{proc.stderr[-3000:]}")
+    result["scratch_mib"] = scratch.peak / MIB
+    return result
+
+
+def commands(spec: str, workers: int, endpoint: str, env: dict, work: pathlib.Path) -> None:
+    from standins.koji_hub import KojiHub
+
+    hub = KojiHub(workdir=work / "hub")
+    hub.start()
+    try:
+        for n, item in enumerate(spec.split(",")):
+            size_gib, data_mib = float(item.split(":")[0]), int(item.split(":")[1])
+            xz = cached_xz(size_gib, data_mib)
+            release = f"20261201.n.{n}"
+            build_id = hub.add_image_build(
+                name="Fedora-Cloud-Base-AmazonEC2", release=release,
+                files={"x86_64": {f"Fedora-Cloud-Base-AmazonEC2-Rawhide-{release}.x86_64.raw.xz":
+                                  xz}})
+            image_work = work / f"image-{n}"
+            image_work.mkdir()
+            results = {way: command_way(way, hub, build_id, image_work, workers, env, endpoint)
+                       for way in ("ours", "old", "upload_file")}
+            report_commands(size_gib, data_mib, xz.stat().st_size, results, workers)
+    finally:
+        hub.close()
+
+
+def report_commands(size_gib: float, data_mib: int, compressed: int, r: dict,
+                    workers: int) -> None:
+    load = pathlib.Path("/proc/loadavg").read_text().split()[:3]
+    print(f"\nimage: {size_gib:g} GiB raw, {data_mib} MiB data, {compressed / MIB:.0f} MiB xz; "
+          f"{workers} workers; load average {' '.join(load)} (2 shared cores)")
+    print(f"{'way':<44}{'whole s':>9}{'window s':>10}{'MiB sent':>10}{'RSS MiB':>9}"
+          f"{'xz RSS':>8}{'scratch MiB':>13}")
+    labels = {"ours": "ours (one streaming pass)",
+              "old": "fetch + xz -d + our block upload (old)",
+              "upload_file": "fetch + xz -d + boto3 upload_file"}
+    for way, label in labels.items():
+        x = r[way]
+        print(f"{label:<44}{x['whole']:>9.1f}{x['window']:>10.1f}{x['bytes'] / MIB:>10.0f}"
+              f"{x['rss_mib']:>9.0f}{x['tool_rss_mib']:>8.0f}{x['scratch_mib']:>13.0f}")
+    ours = r["ours"]
+    for way in ("upload_file", "old"):
+        print(f"{labels[way]} / ours: whole {r[way]['whole'] / ours['whole']:.2f}x, "
+              f"snapshot window {r[way]['window'] / ours['window']:.2f}x")
 
 
 def run_child(mode: str, raw: pathlib.Path, workers: int, env: dict) -> dict:
@@ -182,6 +411,8 @@ def main() -> None:
     p.add_argument("--regions", type=int, default=8, help="copies in the fan-out run")
     p.add_argument("--delay", type=float, default=3.0, help="seconds injected per copy")
     p.add_argument("--endpoint", help="an already running moto server")
+    p.add_argument("--commands", metavar="GIB:MIB,...",
+                   help="whole-command mode: images as size GiB:data MiB (see above)")
     args = p.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="fedimg-aws-bench-", dir="/var/tmp") as tmp:
@@ -195,6 +426,9 @@ def main() -> None:
                "PYTHONPATH": str(REPO)}
         os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
         try:
+            if args.commands:
+                commands(args.commands, args.workers, endpoint, env, work)
+                return
             raw = work / "bench.raw"
             size = int(args.size_gib * 2**30)
             make_image(raw, size, args.data_mib * MIB)
