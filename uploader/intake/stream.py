@@ -1,24 +1,26 @@
 """One streaming pass over an .raw.xz download: hash, decompress and hand out blocks as it arrives.
 
 Used by `fetched` when a target's `needs` is "stream" (the AWS target). The compressed bytes are
-hashed as they arrive and decompressed in the same pass (Python's lzma module: on this machine
-it decodes faster than an `xz -d` child behind two pipes, and xz's multi-threaded decoding only
-helps multi-block files read from a seekable file). The decompressed disk is cut into 512 KiB
-blocks; all-zero blocks are skipped; the others go to every open sink (`block(index, data)`),
+hashed as they arrive and written into `xz -d -T0`, whose output a thread reads in 512 KiB
+blocks: all-zero blocks are skipped; the others go to every open sink (`block(index, data)`),
 to the sparse raw file when another target of the process reads one (written at the block's
 offset, so the zero blocks stay holes: the image is fetched and decompressed once for all
 targets), and the compressed bytes to a file when a target reads the download as fetched.
+xz in a pipe rather than Python's lzma module: both were measured here (docs/benchmarks.md);
+in-process lzma holds a Python thread for the whole decode, while xz decodes in its own process
+beside the threads that read the socket, hash and send blocks.
 
 Before the first byte, the raw size is read from the xz index at the end of the file with two
 small HTTP range requests (its first 4 KiB and its last 256 KiB, put at their offsets in a sparse
 file for `xz --list`): a snapshot's volume size must be known when it starts. The index is not
 trusted beyond that: more decompressed bytes than it declares stop the stream (a decompression
-bomb cannot get further than uploader.max_disk_mib), and liblzma checks the index against the
+bomb cannot get further than uploader.max_disk_mib), and xz checks the index against the
 blocks at the end. A server that ignores ranges gets the classic path (download, then xz).
 
-Memory stays bounded whatever the image size: one 1 MiB network chunk, at most one block of
-decompressed output per decompress call, and the sinks' own bounded queues, whose waits slow
-the reading of the socket (backpressure).
+Memory stays bounded whatever the image size: one 1 MiB network chunk, two 1 MiB pipes, one
+block being handed out, and the sinks' own bounded queues. When those are full the reader
+stops reading, xz stalls, the write into its stdin waits, and so does the reading of the
+socket (backpressure).
 
 A body cut off mid-stream is resumed where it stopped (Range: bytes=N-); a server answering the
 resumed request with the whole file has the first N bytes skipped. The sha256 covers exactly the
@@ -30,10 +32,12 @@ snapshot), and only a verified image reaches the handlers.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
-import lzma
 import os
+import subprocess
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -41,7 +45,7 @@ from typing import Any
 import requests
 
 from shared.config import Config
-from shared.errors import BadInput, VerificationFailed
+from shared.errors import BadInput, TransientError, VerificationFailed
 from shared.http import IncompleteAnswer
 from uploader.intake import fetch
 from uploader.model import Clients
@@ -50,6 +54,7 @@ log = logging.getLogger(__name__)
 
 BLOCK_SIZE = 512 * 1024  # EBS direct API block; a multiple of every filesystem block
 _ZERO_BLOCK = bytes(BLOCK_SIZE)
+_F_SETPIPE_SZ = 1031  # Linux fcntl; the fcntl module names it only from Python 3.10 on
 HEAD_BYTES = 4096
 TAIL_BYTES = 256 * 1024
 
@@ -137,10 +142,29 @@ class _Blocks:
         if self.offset + len(self.pending) + len(data) > self.limit:
             raise VerificationFailed(
                 f"decompresses past the {self.limit} bytes its xz index declares")
+        if not self.pending and len(data) == BLOCK_SIZE:
+            self._emit(data, BLOCK_SIZE)
+            return
         self.pending += data
-        while len(self.pending) >= BLOCK_SIZE:
-            self._emit(bytes(self.pending[:BLOCK_SIZE]), BLOCK_SIZE)
-            del self.pending[:BLOCK_SIZE]
+        if len(self.pending) == BLOCK_SIZE:
+            self._emit(bytes(self.pending), BLOCK_SIZE)
+            self.pending.clear()
+
+    def whole(self, buf: bytearray) -> None:
+        """One whole block read into a reused buffer: copied only if it is not all zeros (most
+        of a disk image is)."""
+        if self.pending:
+            self.add(bytes(buf))
+            return
+        if self.offset + BLOCK_SIZE > self.limit:
+            raise VerificationFailed(
+                f"decompresses past the {self.limit} bytes its xz index declares")
+        if buf == _ZERO_BLOCK:
+            for sink in self.sinks.values():
+                sink.zero()
+            self.offset += BLOCK_SIZE
+        else:
+            self._emit(bytes(buf), BLOCK_SIZE)
 
     def end(self) -> int:
         """Hand out the last, partial block (zero-padded); the decompressed size."""
@@ -165,39 +189,88 @@ class _Blocks:
         self.offset += length
 
 
-class _Xz:
-    """An lzma decoder for one or more concatenated .xz streams, handing output to `_Blocks`.
+class _XzPipe:
+    """`xz -d -T0` in a child process between the download and `_Blocks`.
 
-    After the first decoding error it only records it (the download goes on being hashed, so
-    a corrupted transfer is reported as the sha256 mismatch it is)."""
+    The download writes into xz's stdin (a blocking write: when xz is busy the download waits);
+    a thread reads 512 KiB blocks from its stdout into a reused buffer and hands them on (when
+    the sinks' pools are full it stops reading, xz stalls, and so does the download). xz in its
+    own process decodes beside the Python threads that hash, read the socket and send blocks,
+    instead of holding one of them: measured faster than Python's lzma module in the same
+    pass on a busy 2-core machine (docs/benchmarks.md).
+
+    After xz gave up on its input (corrupt data) the download goes on being hashed, so a
+    corrupted transfer is reported as the sha256 mismatch it is; xz's own words come from
+    `close`."""
 
     def __init__(self, out: _Blocks) -> None:
         self.out = out
-        self.dec = lzma.LZMADecompressor(lzma.FORMAT_XZ)
-        self.error: str | None = None
-        self.ended = False  # a whole stream was decoded and nothing has come after it yet
+        self.error: BaseException | None = None  # raised by the reader thread (bomb, a sink)
+        self.gave_up = False  # xz closed its stdin early
+        self.proc = subprocess.Popen(
+            ["xz", "--decompress", "--format=xz", "--stdout", "--threads=0"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError):  # fewer, larger pipe transfers where allowed
+                fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, 1 << 20)
+        self._reader = threading.Thread(target=self._read, name="xz-out", daemon=True)
+        self._reader.start()
 
-    def feed(self, data: bytes) -> None:
+    def _read(self) -> None:
+        fd = self.proc.stdout.fileno()
+        buf = bytearray(BLOCK_SIZE)
+        view = memoryview(buf)
+        try:
+            while True:
+                got = 0
+                while got < BLOCK_SIZE and (n := os.readv(fd, [view[got:]])):
+                    got += n
+                if got == BLOCK_SIZE:
+                    self.out.whole(buf)
+                    continue
+                if got:
+                    self.out.add(bytes(view[:got]))
+                return
+        except BaseException as exc:  # raised in the download's thread by feed/close
+            self.error = exc
+            self.proc.kill()  # its stdin breaks: the download stops feeding it
+
+    def feed(self, chunk: bytes) -> None:
         if self.error is not None:
+            raise self.error
+        if self.gave_up:
             return
         try:
-            while data or not self.dec.needs_input:
-                if self.dec.eof:  # another stream may follow, after 4-byte-aligned zero padding
-                    data = self.dec.unused_data + data
-                    stripped = data.lstrip(b"\0")
-                    if not stripped:
-                        return
-                    self.dec = lzma.LZMADecompressor(lzma.FORMAT_XZ)
-                    data = stripped
-                self.ended = False
-                self.out.add(self.dec.decompress(data, max_length=BLOCK_SIZE))
-                data = b""
-                if self.dec.eof:
-                    self.ended = True
-                    if not self.dec.unused_data:
-                        return
-        except lzma.LZMAError as exc:
-            self.error = f"not valid xz: {exc}"
+            self.proc.stdin.write(chunk)
+        except BrokenPipeError:
+            self.gave_up = True
+
+    def close(self, timeout: float) -> str | None:
+        """Wait for xz and the last block; None if xz decoded it all, else what xz said."""
+        with contextlib.suppress(BrokenPipeError):
+            self.proc.stdin.close()
+        self._reader.join()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired as exc:
+            self.kill()
+            raise TransientError(f"xz took longer than {timeout} s") from exc
+        if self.error is not None:
+            raise self.error
+        err = self.proc.stderr.read().decode(errors="replace").strip()
+        if self.proc.returncode != 0:
+            return f"not valid xz: {err or f'xz exited {self.proc.returncode}'}"
+        return None
+
+    def kill(self) -> None:
+        """Stop xz and the reader at once (a failed download); idempotent."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self._reader.join()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            with contextlib.suppress(OSError):
+                pipe.close()
 
 
 def stream_xz(http: requests.Session, url: str, *, config: Config, size: int | None,
@@ -215,7 +288,7 @@ def stream_xz(http: requests.Session, url: str, *, config: Config, size: int | N
     got = 0
     with _open_or_none(raw_path) as raw_fd, _open_or_none(file_path) as file_fd:
         blocks = _Blocks(sinks, raw_fd, disk_size)
-        xz = _Xz(blocks)
+        xz = _XzPipe(blocks)
 
         def attempt() -> None:
             nonlocal got
@@ -253,15 +326,18 @@ def stream_xz(http: requests.Session, url: str, *, config: Config, size: int | N
             if size is not None and got != size:
                 raise IncompleteAnswer(f"{url}: got {got} bytes, the source records {size}")
 
-        fetch.until_complete(url, config, attempt)
+        try:
+            fetch.until_complete(url, config, attempt)
+            # the last block handed out (or the reader's error) before any verdict
+            refused = xz.close(config.uploader.decompress_timeout)
+        finally:
+            xz.kill()
         actual = digest.hexdigest()
         if expected_sha is not None and actual != expected_sha:
             raise VerificationFailed(
                 f"{url}: sha256 mismatch: got {actual}, the source records {expected_sha}")
-        if xz.error is None and not xz.ended:
-            xz.error = "not valid xz: the stream ends early (truncated)"
-        if xz.error is not None:
-            raise VerificationFailed(f"{url}: {xz.error}")
+        if refused is not None:
+            raise VerificationFailed(f"{url}: {refused}")
         made = blocks.end()
         if made != disk_size:
             raise VerificationFailed(
