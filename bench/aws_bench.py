@@ -21,6 +21,7 @@ Starts its own moto server unless --endpoint is given.
 Whole-command mode (one streaming pass vs the sequential ways), on the same images in one run:
 
     .venv/bin/python bench/aws_bench.py --commands 1:161,4:644 [--workers 16]
+    .venv/bin/python bench/aws_bench.py --decoders 1:161     # lzma module vs xz in a pipe
 
 For each SIZE_GIB:DATA_MIB it makes the raw image as above, compresses it with `xz -T0 -1`
 (cached under /var/tmp/fedimg-aws-bench-cache: random data barely compresses, so the level
@@ -37,10 +38,10 @@ a freshly reset moto server:
   the import_snapshot way).
 
 Reported per way: whole-command seconds, the snapshot window (StartSnapshot to CompleteSnapshot
-answered; for upload_file the upload itself), bytes sent to AWS (Content-Length of every request),
-peak RSS (VmHWM of the child; its xz children apart, by GNU time) and peak scratch disk (allocated bytes under
-its work directory, sampled every 20 ms by the parent). Ratios are upload_file / ours and
-old / ours.
+answered; for upload_file the upload itself), bytes sent to AWS (Content-Length of every
+request), peak RSS (VmHWM of the child; its xz children apart, by GNU time) and peak scratch
+disk (allocated bytes under its work directory, sampled every 20 ms by the parent). Ratios
+are upload_file / ours and old / ours.
 """
 
 from __future__ import annotations
@@ -352,6 +353,78 @@ def report_commands(size_gib: float, data_mib: int, compressed: int, r: dict,
               f"snapshot window {r[way]['window'] / ours['window']:.2f}x")
 
 
+def decoders(size_gib: float, data_mib: int) -> None:
+    """The two ways to decompress in the streaming pass, alone on the cached image: Python's
+    lzma module (output asked for block by block) and an `xz -d` child behind two pipes (a
+    thread feeding its stdin, 512 KiB read into a reused buffer); each cut into blocks and
+    zero-checked as intake does. Wall and CPU time of this process and of its children."""
+    import fcntl
+    import lzma
+
+    xz = cached_xz(size_gib, data_mib)
+    block = 512 * 1024
+    zero = bytes(block)
+
+    def chunks():
+        with open(xz, "rb") as f:
+            while chunk := f.read(MIB):
+                yield chunk
+
+    def with_lzma() -> int:
+        dec, pending, nonzero = lzma.LZMADecompressor(), bytearray(), 0
+        for chunk in chunks():
+            while not dec.eof:
+                pending += dec.decompress(chunk, max_length=block - len(pending))
+                chunk = b""
+                if len(pending) == block:
+                    nonzero += pending != zero
+                    pending.clear()
+                elif dec.needs_input:
+                    break
+        return nonzero + (bool(pending) and any(pending))
+
+    def with_pipe(threads: str) -> int:
+        proc = subprocess.Popen(["xz", "-d", "-c", f"-T{threads}"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, bufsize=0)
+        for pipe in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(pipe.fileno(), 1031, MIB)  # F_SETPIPE_SZ
+
+        def feed():
+            for chunk in chunks():
+                proc.stdin.write(chunk)
+            proc.stdin.close()
+
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        buf = bytearray(block)
+        view, nonzero = memoryview(buf), 0
+        while True:
+            got = 0
+            while got < block and (n := os.readv(proc.stdout.fileno(), [view[got:]])):
+                got += n
+            if got == 0:
+                break
+            view[got:] = bytes(block - got)
+            nonzero += buf != zero
+        feeder.join()
+        proc.wait()
+        return nonzero
+
+    print(f"\ndecoding {xz.name} ({xz.stat().st_size / MIB:.0f} MiB) into 512 KiB blocks")
+    for label, way in (("lzma module", with_lzma), ("xz -d -T0 pipe", lambda: with_pipe("0")),
+                       ("xz -d -T1 pipe", lambda: with_pipe("1"))):
+        before, start = os.times(), time.monotonic()
+        nonzero = way()
+        after, wall = os.times(), time.monotonic() - start
+        own = after.user + after.system - before.user - before.system
+        kids = (after.children_user + after.children_system
+                - before.children_user - before.children_system)
+        load = pathlib.Path("/proc/loadavg").read_text().split()[0]
+        print(f"{label:<16} wall {wall:5.2f} s  cpu: this process {own:4.2f} s, xz {kids:4.2f} s"
+              f"  ({nonzero} non-zero blocks, load {load})")
+
+
 def run_child(mode: str, raw: pathlib.Path, workers: int, env: dict) -> dict:
     proc = subprocess.run([sys.executable, __file__, "--child", mode, str(raw),
                            "--workers", str(workers)], env=env, capture_output=True, text=True,
@@ -434,7 +507,12 @@ def main() -> None:
     p.add_argument("--endpoint", help="an already running moto server")
     p.add_argument("--commands", metavar="GIB:MIB,...",
                    help="whole-command mode: images as size GiB:data MiB (see above)")
+    p.add_argument("--decoders", metavar="GIB:MIB",
+                   help="only compare lzma and xz in a pipe on that image (see decoders())")
     args = p.parse_args()
+    if args.decoders:
+        decoders(float(args.decoders.split(":")[0]), int(args.decoders.split(":")[1]))
+        return
 
     with tempfile.TemporaryDirectory(prefix="fedimg-aws-bench-", dir="/var/tmp") as tmp:
         work = pathlib.Path(tmp)
