@@ -27,6 +27,7 @@ from typing import Any
 
 from reporter import containers
 from reporter.fold import FoldState, ImageState
+from shared.files import fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -90,15 +91,20 @@ class Store:
                 self.file.unlink()
         # isolation_level=None: transactions are ours (BEGIN ... COMMIT around the whole run)
         self.db = sqlite3.connect(self.file, isolation_level=None)
-        self.db.execute("PRAGMA cache_size = -65536")  # 64 MiB of page cache at most
-        if fresh:
-            self.db.execute("PRAGMA journal_mode = OFF")  # the file is renamed in only when done
-            self.db.execute("PRAGMA synchronous = OFF")
-            self.db.executescript(_TABLES)
-            self.db.execute("BEGIN")
-            self.set_meta(schema=SCHEMA)
-        else:
-            self.db.execute("BEGIN")
+        try:
+            self.db.execute("PRAGMA cache_size = -65536")  # 64 MiB of page cache at most
+            if fresh:
+                # the file is renamed into place only when complete
+                self.db.execute("PRAGMA journal_mode = OFF")
+                self.db.execute("PRAGMA synchronous = OFF")
+                self.db.executescript(_TABLES)
+                self.db.execute("BEGIN")
+                self.set_meta(schema=SCHEMA)
+            else:
+                self.db.execute("BEGIN")
+        except BaseException:
+            self.db.close()
+            raise
 
     # ---- meta -----------------------------------------------------------------------------------
 
@@ -155,7 +161,9 @@ class Store:
         self.db.execute("COMMIT")
         self.db.close()
         if self.fresh:
+            fsync_path(self.file)  # written without syncing: once, here, before it counts
             os.replace(self.file, self.path)
+            fsync_path(self.path.parent)
 
     def abandon(self) -> None:
         """Leave the previous state as it was."""
