@@ -18,7 +18,8 @@ from importlib import resources
 from typing import Any, TextIO
 
 import jinja2
-from markupsafe import Markup
+from jinja2.filters import do_urlencode
+from markupsafe import Markup, escape
 
 from reporter import feeds
 from reporter.outputs import latest, release_order
@@ -50,6 +51,37 @@ def _filesize(n: Any) -> str:
     return f"{n} B"
 
 
+# Every argument goes through escape(), as autoescape does in a template.
+def when(value: Any) -> Markup:
+    v = escape(value)
+    return Markup(f'<time datetime="{v}" title="{v}">{escape(readable(value))}</time>')
+
+
+def copy_button(text: Any, what: str) -> Markup:
+    w = escape(what)
+    return Markup(f'<button type="button" class="copy" data-copy="{escape(text)}" '
+                  f'title="copy the {w}" aria-label="copy the {w}">copy</button>')
+
+
+def launch_link(region: str, ami: str) -> Markup:
+    return Markup('<a class="launch" href="https://console.aws.amazon.com/ec2/home?region='
+                  f'{escape(do_urlencode(region))}#LaunchInstances:ami={escape(do_urlencode(ami))}'
+                  '" rel="noopener noreferrer">launch</a>')
+
+
+def download(d: dict) -> Markup:
+    sums = d.get("checksum_url")
+    fmt = escape(d["format"])
+    copy = copy_button(d["sha256"], f"sha256 of the {d['format']}")
+    return Markup(
+        f'<span class="nowrap"><a href="{escape(d["url"])}" rel="noopener noreferrer">{fmt}</a> '
+        f'<span class="size">{escape(_filesize(d["size"]))}</span></span>\n<details class="sha">'
+        f'<summary>sha256</summary><code class="sha">{escape(d["sha256"])}</code> '
+        f"{copy}"
+        + (f' · <a href="{escape(sums)}" rel="noopener noreferrer">CHECKSUM</a>' if sums else "")
+        + "</details>")
+
+
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("reporter", "templates"),
@@ -60,6 +92,10 @@ def environment() -> jinja2.Environment:
     )
     env.filters["filesize"] = _filesize
     env.filters["readable"] = readable
+    # the small pieces every card repeats, as functions: a Jinja macro call costs more than the
+    # markup it makes, and a page of Fedora's history has hundreds of thousands of them
+    env.globals.update(when=when, copy_button=copy_button, launch_link=launch_link,
+                       download=download)
     env.globals["channel_title"] = lambda c: CHANNEL_TITLES.get(c, str(c))
     return env
 
