@@ -1,10 +1,11 @@
 """One reporter run: checkpoint -> fetch -> fold -> render -> atomic publish.
 
-The checkpoint is the previous DIR/images.json (history.last_timestamp, history.source) together
-with DIR/state.json, the fold state it was rendered from (per-field versions and the msg ids of
-the overlap window). An incremental run reads [last_timestamp - overlap, now] and folds it onto
-that state; because the fold is a function of the message set (fold.py), the result is exactly
-what a full run over the whole history gives. Without a usable checkpoint the run is full.
+The checkpoint is the state store beside DIR (reporter.store): the fold state of every image,
+what was rendered from it, the counters and the msg ids of the overlap window. An incremental
+run reads [last_timestamp - overlap, now], folds it onto the images its rows name (loaded from
+the store as rows name them) and renders what changed (reporter.build); because the fold is a
+function of the message set (fold.py), the result is exactly what a full run over the whole
+history gives. Without a usable checkpoint the run is full.
 """
 
 from __future__ import annotations
