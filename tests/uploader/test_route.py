@@ -145,7 +145,11 @@ def test_each_registered_target_declares_a_loadable_handler_and_its_topics():
     for name, target in TARGETS.items():
         assert target.name == name
         assert callable(target.handler())
-        assert target.needs in ("raw", "file")
+        assert target.needs in ("raw", "file", "stream")
+        # a stream target names its sink opener, and only a stream target does
+        assert (target.stream is not None) == (target.needs == "stream")
+        if target.stream is not None:
+            assert callable(target.stream_opener())
         assert set(target.messages) <= entry_points, (name, set(target.messages) - entry_points)
         # the failure and accepted schemas name targets by this pattern, not by a list
         assert re.fullmatch(UploadFailedV1.body_schema["properties"]["target"]["pattern"], name)
