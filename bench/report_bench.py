@@ -1,6 +1,7 @@
-"""Reporter benchmark: fold speed, and datagrepper requests of a full vs an incremental run.
+"""Reporter benchmark: fold speed; requests of a full vs an incremental run; runs at scale.
 
     .venv/bin/python bench/report_bench.py [--fold-messages 100000] [--history 20000] [--new 10]
+    .venv/bin/python bench/report_bench.py --scale 1000000 [--scale-new 100] [--old-rev REV]
 
 1. fold: 100k synthetic rows of all three families (AWS regions, downloads, failures, QE,
    promotions, fedora_image_uploader, legacy fedimg), timed end to end (read + fold + records).
@@ -8,6 +9,12 @@
 2. requests: a synthetic history of 20k rows served over real HTTP on loopback with datagrepper
    1.1.0's paging semantics (standins.datagrepper_emulator); a full run with the default
    [reporter] settings, then 10 new messages and an incremental run; both counted.
+3. scale (only with --scale N): standins.synthetic_history's N messages (2014 to an hour ago)
+   served by the emulator in a process of its own; ``fedimg-report`` runs as a child process
+   (wall time and the child's peak RSS): a full run, then --scale-new messages more and an
+   incremental run; then the same two runs of the reporter as it was at --old-rev (checked out
+   with git archive), which reloaded and re-rendered all of its state every run.
+   Targets: full <= 120 s and <= 1 GiB; incremental <= 5 s and <= 300 MiB.
 """
 
 from __future__ import annotations
@@ -15,8 +22,11 @@ from __future__ import annotations
 import argparse
 import http.server
 import json
+import os
 import pathlib
 import random
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -134,14 +144,123 @@ def bench_requests(n: int, new: int) -> None:
         server.shutdown()
 
 
+# ---- scale: whole runs as child processes -------------------------------------------------------
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+OLD_REV = "0c742e7"  # the last reporter without the state store: full reload every run
+YEAR = 365 * 86400.0
+
+
+def serve(n: int, now: float) -> None:
+    """The emulator over n synthetic messages (2014-01-02 .. now - 1 h), in this process; reads
+    "add K" (K messages more, in the last half hour) and "reset" (back to the n) on stdin and
+    answers "ok"."""
+    from standins import synthetic_history
+    from standins.datagrepper_emulator import EmulatorServer
+
+    start = 1388620800.0  # 2014-01-02
+    base = list(synthetic_history.rows(n, start, now - 3600 - start))
+    history = RawHistory(base)
+    with EmulatorServer(history) as server:
+        print(server.url, flush=True)
+        for line in sys.stdin:
+            word, *k = line.split()
+            new = list(synthetic_history.rows(int(k[0]), now - 1800, 1200, seed=99)) if k else []
+            with server._lock:  # no answer is being made from the rows meanwhile
+                history.__init__(base + new if word == "add" else base)
+            print("ok", flush=True)
+
+
+def _run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MiB, last output line) of one reporter run (wait4 gives the
+    peak RSS of exactly this child)."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True,
+                                cwd=env["PYTHONPATH"])
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.read()[-2000:]}")
+        lines = out.read().strip().splitlines()
+    return wall, usage.ru_maxrss / 1024, lines[-1] if lines else ""
+
+
+def _old_tree(rev: str, into: pathlib.Path) -> pathlib.Path:
+    """The reporter (and what it imports) as it was at ``rev``."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "reporter", "shared"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def bench_scale(n: int, new: int, old_rev: str | None) -> None:
+    now = time.time()
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(n), "--now", str(now)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    url = server.stdout.readline().strip()
+    env = {k: v for k, v in os.environ.items() if k != "FEDIMG_CONFIG"}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            ways = [("new (state store)", REPO)]
+            if old_rev:
+                old = _old_tree(old_rev, pathlib.Path(tmp))
+                ways.append((f"old ({old_rev}, full reload)", old))
+            results = []
+            for label, code in ways:
+                out = pathlib.Path(tmp) / f"site-{len(results)}"
+                cmd = [sys.executable, "-m", "reporter.cli", "--output", str(out),
+                       "--datagrepper", url]
+                child_env = {**env, "PYTHONPATH": str(code)}
+                full = _run_child(cmd, child_env)
+                size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+                server.stdin.write(f"add {new}\n")
+                server.stdin.flush()
+                server.stdout.readline()
+                inc = _run_child(cmd, child_env)
+                results.append((label, full, inc, size))
+                # the next way starts from the same history again
+                server.stdin.write("reset\n")
+                server.stdin.flush()
+                server.stdout.readline()
+            print(f"scale: {n} messages, then {new} new (report: fedimg-report as a child "
+                  "process; wall time, peak RSS of that process)")
+            for label, full, inc, size in results:
+                print(f"  {label}: full {full[0]:.1f} s, {full[1]:.0f} MiB peak, "
+                      f"{size / 1e6:.0f} MB written | incremental {inc[0]:.1f} s, "
+                      f"{inc[1]:.0f} MiB peak")
+                print(f"    full: {full[2]}")
+                print(f"    incremental: {inc[2]}")
+            print("  targets: full <= 120 s and <= 1024 MiB; incremental <= 5 s and <= 300 MiB")
+    finally:
+        server.stdin.close()
+        server.wait(timeout=60)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--fold-messages", type=int, default=100_000)
     ap.add_argument("--history", type=int, default=20_000)
     ap.add_argument("--new", type=int, default=10)
+    ap.add_argument("--scale", type=int, default=0, help="messages of the scale runs (0: none)")
+    ap.add_argument("--scale-new", type=int, default=100)
+    ap.add_argument("--old-rev", default=OLD_REV, help="the reporter to compare with ('' = none)")
+    ap.add_argument("--scale-only", action="store_true", help="skip the fold and requests parts")
+    ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the emulator's own process
+    ap.add_argument("--now", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    bench_fold(args.fold_messages)
-    bench_requests(args.history, args.new)
+    if args.serve is not None:
+        serve(args.serve, args.now)
+        return
+    if not args.scale_only:
+        bench_fold(args.fold_messages)
+        bench_requests(args.history, args.new)
+    if args.scale:
+        bench_scale(args.scale, args.scale_new, args.old_rev or None)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from shared.errors import RunError
@@ -128,24 +128,30 @@ def write_tree(root: Path, files: Mapping[str, bytes]) -> None:
         if ".." in Path(rel).parts or Path(rel).is_absolute():
             raise ValueError(f"refusing to write outside the report: {rel!r}")
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(target, 0o644)
+        target.write_bytes(data)
 
 
 def publish(directory: str | os.PathLike, files: Mapping[str, bytes]) -> None:
     """Replace ``directory`` by a tree holding exactly ``files`` ({relative path: bytes})."""
+    publish_with(directory, lambda root: write_tree(root, files))
+
+
+def publish_with(directory: str | os.PathLike, build: Callable[[Path], None]) -> None:
+    """Replace ``directory`` by the tree ``build(root)`` writes into the empty ``root``."""
     final = Path(directory).absolute()
     with locked(final):
-        _publish(final, files)
+        _publish(final, build)
 
 
-def _publish(final: Path, files: Mapping[str, bytes]) -> None:
+def _publish(final: Path, build: Callable[[Path], None]) -> None:
     new = Path(tempfile.mkdtemp(prefix=f".{final.name}.new-", dir=final.parent))
     try:
-        write_tree(new, files)
+        build(new)
+        for path in new.rglob("*"):
+            if path.is_file() and path.stat().st_nlink == 1:
+                # hard links are files of the previous tree, durable already
+                fsync_path(path)
+                os.chmod(path, 0o644)
         for d in [new, *(p for p in new.rglob("*") if p.is_dir())]:
             os.chmod(d, 0o755)  # mkdtemp makes 0700; the web server must read it
             fsync_path(d)

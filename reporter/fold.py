@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +59,10 @@ class FoldState:
     skipped: int = 0
     last_timestamp: float | None = None
     unplaced: int = 0  # rows of this run without a usable time or not even an object
+    # where images not in ``images`` are kept (reporter.store): the fold loads them when a row
+    # touches them, so a run holds only what its rows are about
+    load: Callable[[str], ImageState | None] | None = None
+    touched: set[str] = field(default_factory=set)  # image keys this run's rows changed
 
 
 def _put(regs: dict[str, list], key: str, version: Version, value: Any) -> None:
@@ -140,10 +144,15 @@ def image_key(name: str) -> str:
 def _observe(state: FoldState, obs: Observation, version: Version) -> None:
     key = image_key(obs.name)
     img = state.images.get(key)
+    if img is None and state.load is not None:
+        img = state.load(key)
+        if img is not None:
+            state.images[key] = img
     if img is None:
         img = state.images[key] = ImageState(obs.name)
     elif obs.name < img.name:
         img.name = obs.name  # the capitalised spelling wins, whatever order rows come in
+    state.touched.add(key)
     ts = version[0]
     img.derived = img.derived and obs.derived_name
     img.first_seen = min(img.first_seen, ts)
@@ -191,6 +200,17 @@ def _value(regs: dict[str, list], key: str) -> Any:
     return None if reg is None else reg[2]
 
 
+def _cloud_success(reg: list | None, destination: str) -> list | None:
+    """The Azure or GCE register if it covers a failure at `destination`: the definition or
+    image or GCE family (the whole image failed) or an Azure region it is now replicated to."""
+    if reg is None:
+        return None
+    value = reg[2] or {}
+    covered = {value.get("image_definition"), value.get("image_name"), value.get("family"),
+               *(value.get("regions") or {})}
+    return reg if destination in covered else None
+
+
 def image_record(img: ImageState, holders: dict[tuple, tuple] | None = None) -> dict[str, Any]:
     """One entry of images.json (docs/report.md, "Outputs"; extra keys are additive).
 
@@ -204,6 +224,8 @@ def image_record(img: ImageState, holders: dict[tuple, tuple] | None = None) -> 
         # a target's successes are the field named after it, keyed by destination
         success = (regs.get(f["target"], {}) if f["target"] in ("aws", "downloads", "openstack")
                    else {}).get(f["destination"])
+        if f["target"] in ("azure", "gcp"):  # one register: a later success covers the failed
+            success = _cloud_success(regs.get(f["target"], {}).get(""), f["destination"])
         if success is not None and (success[0], success[1]) > (reg[0], reg[1]):
             continue  # a later success for the same destination supersedes the failure
         failures.append({**f, "at": iso(reg[0])})

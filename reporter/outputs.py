@@ -7,11 +7,12 @@ time of the newest message read, so two runs over the same history write the sam
 
 from __future__ import annotations
 
-import datetime as dt
 import email.utils
 import functools
 import json
-from typing import Any
+from collections.abc import Container, Iterable
+from pathlib import Path
+from typing import Any, TextIO
 
 from reporter.fold import FoldState
 from shared.images import CHANNELS, aws_arch, identify
@@ -114,12 +115,6 @@ def _rfc2822(ts: float | None) -> str:
     return email.utils.formatdate(ts or 0, usegmt=True)
 
 
-def _version_name(img: dict) -> str:
-    # version keys sort chronologically (simplestreams treats the greatest as newest)
-    first = dt.datetime.strptime(img["first_seen"], "%Y-%m-%dT%H:%M:%SZ")
-    return f"{first:%Y%m%d.%H%M%S}"
-
-
 def aws_architecture(fedora_arch: str) -> str:
     """EC2's Architecture value, or the Fedora arch for one EC2 does not run (legacy history)."""
     try:
@@ -133,6 +128,40 @@ def _product_name(img: dict) -> str:
             f"{img['channel'] or 'unknown'}")
 
 
+def stream_versions(img: dict) -> tuple[str, dict, dict | None, dict | None]:
+    """(product name, product fields, AWS version, downloads version) of an image whose name
+    reads as an image name; a version is None when the image has nothing of its kind."""
+    base = {
+        "arch": img["arch"], "release": img["release"], "subvariant": img["subvariant"],
+        "channel": img["channel"] or "unknown", "os": "fedora",
+    }
+    aws = dl = None
+    if img["aws"]:
+        aws = {region: {
+            "id": entry["ami"], "crsn": region, "region": region,
+            "endpoint": f"https://ec2.{region}.amazonaws.com",
+            "virt": "hvm", "root_store": "ebs",
+            # EC2's own name for the arch (arm64 for aarch64), as EC2 tools filter by it
+            "architecture": aws_architecture(img["arch"]),
+        } for region, entry in img["aws"].items()}
+    if img["downloads"]:
+        aws_dl = {
+            # "url", not "path": simplestreams resolves path below the mirror, and the
+            # files live on the download server
+            d["format"]: {"ftype": d["format"], "url": d["url"], "size": d["size"],
+                          "sha256": d["sha256"]}
+            for d in img["downloads"]
+        }
+        dl = aws_dl
+    head = {"pubname": img["name"], "label": img["channel"] or "unknown",
+            "official": "true" if img["official"] else "false"}
+    return (_product_name(img), base, aws and {**head, "items": aws},
+            dl and {**head, "items": dl})
+
+
+_STREAMS = ((AWS_CONTENT_ID, "image-ids"), (DOWNLOAD_CONTENT_ID, "image-downloads"))
+
+
 def streams(images: list[dict], state: FoldState) -> dict[str, dict]:
     """{relative path: document} of streams/v1: index:1.0 and two products:1.0 files.
 
@@ -140,74 +169,104 @@ def streams(images: list[dict], state: FoldState) -> dict[str, dict]:
     image-downloads: one item per download file with url, size, sha256, ftype.
     Products carry arch, release, subvariant, channel (and label = channel) for sstream-query.
     """
-    updated = _rfc2822(state.last_timestamp)
-    aws_products: dict[str, dict] = {}
-    dl_products: dict[str, dict] = {}
-    regions: set[str] = set()
+    products: tuple[dict[str, dict], dict[str, dict]] = ({}, {})
     for img in sorted(images, key=lambda i: (i["first_seen"], i["name"])):
         if not reads_as_image_name(img):
             continue
-        base = {
-            "arch": img["arch"], "release": img["release"], "subvariant": img["subvariant"],
-            "channel": img["channel"] or "unknown", "os": "fedora",
-        }
-        if img["aws"]:
-            prod = aws_products.setdefault(_product_name(img), {**base, "versions": {}})
-            items = {}
-            for region, entry in img["aws"].items():
-                regions.add(region)
-                items[region] = {
-                    "id": entry["ami"], "crsn": region, "region": region,
-                    "endpoint": f"https://ec2.{region}.amazonaws.com",
-                    "virt": "hvm", "root_store": "ebs",
-                    # EC2's own name for the arch (arm64 for aarch64), as EC2 tools filter by it
-                    "architecture": aws_architecture(img["arch"]),
-                }
-            _add_version(prod, img, items)
-        if img["downloads"]:
-            prod = dl_products.setdefault(_product_name(img), {**base, "versions": {}})
-            items = {
-                # "url", not "path": simplestreams resolves path below the mirror, and the
-                # files live on the download server
-                d["format"]: {"ftype": d["format"], "url": d["url"], "size": d["size"],
-                              "sha256": d["sha256"]}
-                for d in img["downloads"]
-            }
-            _add_version(prod, img, items)
-
+        name, base, *versions = stream_versions(img)
+        for kind, version in zip(products, versions, strict=True):
+            if version is not None:
+                prod = kind.setdefault(name, {**base, "versions": {}})
+                prod["versions"][_version_key(prod["versions"], img["first_seen"])] = version
+    regions = {r for prod in products[0].values() for v in prod["versions"].values()
+               for r in v["items"]}
+    updated = _rfc2822(state.last_timestamp)
     files = {}
+    for (content_id, datatype), prods in zip(_STREAMS, products, strict=True):
+        files[f"{STREAMS_DIR}/{content_id}.json"] = {
+            **_stream_head(content_id, datatype, updated), "products": dict(sorted(prods.items()))}
+    files[f"{STREAMS_DIR}/index.json"] = _stream_index(
+        [sorted(p) for p in products], regions, updated)
+    return files
+
+
+def _stream_head(content_id: str, datatype: str, updated: str) -> dict[str, Any]:
+    return {"content_id": content_id, "datatype": datatype, "format": "products:1.0",
+            "updated": updated, **({"cloudname": "aws"} if datatype == "image-ids" else {})}
+
+
+def _stream_index(products: list[list[str]], regions: Iterable[str], updated: str) -> dict:
     index: dict[str, Any] = {}
-    for content_id, datatype, products in (
-        (AWS_CONTENT_ID, "image-ids", aws_products),
-        (DOWNLOAD_CONTENT_ID, "image-downloads", dl_products),
-    ):
-        path = f"{STREAMS_DIR}/{content_id}.json"
-        doc: dict[str, Any] = {
-            "content_id": content_id, "datatype": datatype, "format": "products:1.0",
-            "updated": updated, "products": dict(sorted(products.items())),
-        }
-        if datatype == "image-ids":
-            doc["cloudname"] = "aws"
-        files[path] = doc
+    for (content_id, datatype), names in zip(_STREAMS, products, strict=True):
         index[content_id] = {
-            "datatype": datatype, "format": "products:1.0", "path": path, "updated": updated,
-            "products": sorted(products),
+            "datatype": datatype, "format": "products:1.0",
+            "path": f"{STREAMS_DIR}/{content_id}.json", "updated": updated, "products": names,
             **({"cloudname": "aws", "clouds": [
                 {"region": r, "endpoint": f"https://ec2.{r}.amazonaws.com"}
                 for r in sorted(regions)]} if datatype == "image-ids" else {}),
         }
-    files[f"{STREAMS_DIR}/index.json"] = {"format": "index:1.0", "updated": updated,
-                                          "index": index}
-    return files
+    return {"format": "index:1.0", "updated": updated, "index": index}
 
 
-def _add_version(prod: dict, img: dict, items: dict) -> None:
-    name = _version_name(img)
+def _version_key(versions: Container[str], first_seen: str) -> str:
+    # version keys sort chronologically (simplestreams treats the greatest as newest):
+    # 2024-09-12T01:55:05Z -> 20240912.015505
+    base = name = (f"{first_seen[0:4]}{first_seen[5:7]}{first_seen[8:10]}."
+                   f"{first_seen[11:13]}{first_seen[14:16]}{first_seen[17:19]}")
     n = 1
-    while name in prod["versions"]:  # two images of one product in the same second
+    while name in versions:  # two images of one product in the same second
         n += 1
-        name = f"{_version_name(img)}.{n}"
-    prod["versions"][name] = {
-        "pubname": img["name"], "label": img["channel"] or "unknown",
-        "official": "true" if img["official"] else "false", "items": items,
-    }
+        name = f"{base}.{n}"
+    return name
+
+
+# ---- streamed writing: documents too big to hold in memory at Fedora's scale -------------------
+
+
+def write_images_json(out: TextIO, history: dict, generated: str, records: Iterable[str]) -> None:
+    """images.json with one image entry (``records``: JSON texts, in name order) per line."""
+    head = json.dumps({"schema": REPORT_SCHEMA, "generated": generated, "history": history},
+                      ensure_ascii=False)
+    out.write(head[:-1] + ',\n "images": [')
+    sep = "\n"
+    for record in records:
+        out.write(sep)
+        out.write(record)
+        sep = ",\n"
+    out.write("\n]}\n")
+
+
+def write_streams(root: Path, store: Any, last_timestamp: float | None) -> None:
+    """streams/v1 from the store (reporter.store), one version per line: the same documents
+    as ``streams`` over the same images."""
+    updated = _rfc2822(last_timestamp)
+    names: list[list[str]] = []
+    (root / STREAMS_DIR).mkdir(parents=True, exist_ok=True)
+    for (content_id, datatype), column in zip(_STREAMS, ("aws_version", "dl_version"),
+                                              strict=True):
+        names.append([])
+        head = json.dumps(_stream_head(content_id, datatype, updated), ensure_ascii=False)
+        with open(root / STREAMS_DIR / f"{content_id}.json", "w", encoding="utf-8") as out:
+            out.write(head[:-1] + ', "products": {')
+            product = None
+            versions: set[str] = set()
+            for name, base, first, version in store.db.execute(
+                    f"SELECT product, sbase, first_seen, {column} FROM images "  # noqa: S608
+                    f"WHERE {column} IS NOT NULL ORDER BY product, first_seen, name"):
+                if name != product:
+                    out.write("}},\n" if product is not None else "\n")
+                    out.write(f"{json.dumps(name, ensure_ascii=False)}: {base[:-1]}, "
+                              '"versions": {\n')
+                    product, versions = name, set()
+                    names[-1].append(name)
+                else:
+                    out.write(",\n")
+                key = _version_key(versions, first)
+                versions.add(key)
+                out.write(f"{json.dumps(key)}: {version}")
+            out.write("}}\n}}\n" if product is not None else "}}\n")
+    regions = [r for (r,) in store.db.execute(
+        "SELECT DISTINCT value FROM images, json_each(images.regions) "
+        "WHERE aws_version IS NOT NULL")]
+    (root / STREAMS_DIR / "index.json").write_bytes(
+        dumps(_stream_index(names, regions, updated)))

@@ -1,32 +1,35 @@
 """One reporter run: checkpoint -> fetch -> fold -> render -> atomic publish.
 
-The checkpoint is the previous DIR/images.json (history.last_timestamp, history.source) together
-with DIR/state.json, the fold state it was rendered from (per-field versions and the msg ids of
-the overlap window). An incremental run reads [last_timestamp - overlap, now] and folds it onto
-that state; because the fold is a function of the message set (fold.py), the result is exactly
-what a full run over the whole history gives. Without a usable checkpoint the run is full.
+The checkpoint is the state store beside DIR (reporter.store): the fold state of every image,
+what was rendered from it, the counters and the msg ids of the overlap window. An incremental
+run reads [last_timestamp - overlap, now], folds it onto the images its rows name (loaded from
+the store as rows name them) and renders what changed (reporter.build); because the fold is a
+function of the message set (fold.py), the result is exactly what a full run over the whole
+history gives. Without a usable checkpoint the run is full.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from reporter import claims, outputs, site
-from reporter.atomic_dir import locked, publish
+from reporter import build, outputs, site
+from reporter.atomic_dir import locked, publish_with
 from reporter.claims import ClientFor, ec2_clients
-from reporter.fold import FoldState, fold_onto, image_records, state_from_json, state_to_json
+from reporter.fold import FoldState, fold_onto
 from reporter.history import History
+from reporter.store import Store, leftovers, open_previous
+from reporter.store import path_for as store_path
 from shared.config import ReporterConfig
 from shared.errors import RunError
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "state.json"
+OLD_STATE_FILE = "state.json"  # where an earlier version kept the state, inside DIR
+CACHE = 20_000  # images a run keeps in memory while folding; the rest wait in the store
 
 
 @dataclass
@@ -52,28 +55,20 @@ def since_epoch(since: str) -> float:
     return day.timestamp()
 
 
-def load_checkpoint(directory: Path, source: str) -> tuple[FoldState, float] | None:
-    """(state, overlap) of the previous run in ``directory``; None (full run) says why."""
-    report, state_file = directory / "images.json", directory / STATE_FILE
-    if not report.exists():
-        log.info("no previous %s: full run", report)
+def load_checkpoint(directory: Path, source: str) -> Store | None:
+    """The state store of the previous run into ``directory``; None (full run) says why."""
+    path = store_path(directory)
+    if not (directory / "images.json").exists():
+        log.info("no previous %s: full run", directory / "images.json")
         return None
-    try:
-        previous = json.loads(report.read_text())
-        saved = json.loads(state_file.read_text())
-        state = state_from_json(saved)
-        overlap = float(saved["overlap"])
-        hist = previous["history"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        log.warning("previous report in %s is not a usable checkpoint (%s): full run", directory, e)
+    if not path.exists():
+        if (directory / OLD_STATE_FILE).exists():
+            log.warning("%s is the state of an earlier fedimg-report; this one keeps it in %s: "
+                        "full run", directory / OLD_STATE_FILE, path)
+        else:
+            log.info("no state store %s: full run", path)
         return None
-    if hist.get("source") != source or saved.get("source") != source:
-        log.info("previous report read %s, this run reads %s: full run", hist.get("source"), source)
-        return None
-    if hist.get("last_timestamp") != state.last_timestamp:
-        log.warning("images.json and %s disagree about the checkpoint: full run", STATE_FILE)
-        return None
-    return state, overlap
+    return open_previous(path, source)
 
 
 def history_for(source: str, config: ReporterConfig) -> History:
@@ -113,45 +108,65 @@ def run(
 def _run(directory: Path, source: str, config: ReporterConfig, full: bool,
          history: History | None, now: float | None, ec2: ClientFor | None) -> RunResult:
     end = time.time() if now is None else now
-    checkpoint = None if full else load_checkpoint(directory, source)
-    if checkpoint is not None and checkpoint[0].last_timestamp is not None:
-        state, overlap = checkpoint
-        start = state.last_timestamp - overlap
-    else:
-        state, overlap = (checkpoint[0], checkpoint[1]) if checkpoint else (FoldState(), None)
-        start = since_epoch(config.since)
-    overlap = float(config.overlap) if overlap is None else overlap
+    path = store_path(directory)
+    leftovers(path)
+    store = None if full else load_checkpoint(directory, source)
+    incremental = store is not None
+    try:
+        if store is not None:
+            state = store.fold_state()
+            overlap = float(store.meta("overlap"))
+            start = (state.last_timestamp - overlap if state.last_timestamp is not None
+                     else since_epoch(config.since))
+        else:
+            store = Store(path, fresh=True)
+            state = FoldState(load=store.load)
+            overlap = float(config.overlap)
+            start = since_epoch(config.since)
+        result = _fold_and_publish(directory, source, config, store, state, overlap, start, end,
+                                   incremental, history, ec2)
+    except BaseException:
+        if store is not None:
+            store.abandon()
+        raise
+    store.commit()  # after publishing: a run killed before this is done again by the next
+    return result
+
+
+def _fold_and_publish(directory: Path, source: str, config: ReporterConfig, store: Store,
+                      state: FoldState, overlap: float, start: float, end: float,
+                      incremental: bool, history: History | None,
+                      ec2: ClientFor | None) -> RunResult:
     history = history or history_for(source, config)
-    incremental = checkpoint is not None
     log.info("%s run: reading %s from %s to %s", "incremental" if incremental else "full",
              source, _iso(start), _iso(end))
     fetched = 0
     for rows in history.stream(start, end):  # folded window by window: nothing accumulates
         fetched += len(rows)
         fold_onto(state, rows, copy_state=False)
+        if len(state.images) > CACHE:
+            store.save(state.images)  # images of older windows are rarely touched again
+            state.images.clear()
+    store.save(state.images)
+    state.images.clear()
 
     generated = _iso(end)
-    images = image_records(state)
+    env = site.environment()
+    changes = build.refresh(store, env, state.touched, not incremental, config.aws_owner, ec2)
     hist = outputs.history_block(state, source)
-    if ec2 is not None:
-        hist["ami_check"] = claims.check(images, config.aws_owner, ec2).as_dict()
-    files: dict[str, bytes] = {
-        "images.json": outputs.dumps(outputs.images_json(images, state, source, generated, hist)),
-        "latest.json": outputs.dumps(outputs.latest_json(images, state, source, generated, hist)),
-        # sorted: register maps fill in arrival order, which differs between runs
-        STATE_FILE: outputs.dumps(state_to_json(state, source, overlap), sort_keys=True),
-    }
-    shown = claims.launchable(images)  # deregistered AMIs are history, not offers
-    for path, doc in outputs.streams(shown, state).items():
-        files[path] = outputs.dumps(doc)
-    files.update(site.render(shown, hist, generated))
-    publish(directory, files)
+    if changes.ami_check is not None:
+        hist["ami_check"] = changes.ami_check
+    previous = directory if incremental else None
+    publish_with(directory, lambda root: build.write(root, previous, store, env, changes, hist,
+                                                     generated, state.last_timestamp))
+    store.checkpoint(state, source, overlap)
+    images = store.db.execute("SELECT count(*) FROM images").fetchone()[0]
     log.info("published %d images (%d messages read, %d not understood) to %s",
-             len(images), state.read, state.skipped, directory)
+             images, state.read, state.skipped, directory)
     return RunResult(
-        full=not incremental, start=start, end=end, fetched=fetched, images=len(images),
+        full=not incremental, start=start, end=end, fetched=fetched, images=images,
         read=state.read, skipped=state.skipped, requests=history.stats.requests,
-        unplaced=state.unplaced, future=history.stats.future, ami_check=hist.get("ami_check"),
+        unplaced=state.unplaced, future=history.stats.future, ami_check=changes.ami_check,
     )
 
 

@@ -11,11 +11,15 @@ filters and sorting, and the copy buttons.
 
 from __future__ import annotations
 
+import io
 import re
+from collections.abc import Callable, Iterable
 from importlib import resources
-from typing import Any
+from typing import Any, TextIO
 
 import jinja2
+from jinja2.filters import do_urlencode
+from markupsafe import Markup, escape
 
 from reporter import feeds
 from reporter.outputs import latest, release_order
@@ -47,6 +51,37 @@ def _filesize(n: Any) -> str:
     return f"{n} B"
 
 
+# Every argument goes through escape(), as autoescape does in a template.
+def when(value: Any) -> Markup:
+    v = escape(value)
+    return Markup(f'<time datetime="{v}" title="{v}">{escape(readable(value))}</time>')
+
+
+def copy_button(text: Any, what: str) -> Markup:
+    w = escape(what)
+    return Markup(f'<button type="button" class="copy" data-copy="{escape(text)}" '
+                  f'title="copy the {w}" aria-label="copy the {w}">copy</button>')
+
+
+def launch_link(region: str, ami: str) -> Markup:
+    return Markup('<a class="launch" href="https://console.aws.amazon.com/ec2/home?region='
+                  f'{escape(do_urlencode(region))}#LaunchInstances:ami={escape(do_urlencode(ami))}'
+                  '" rel="noopener noreferrer">launch</a>')
+
+
+def download(d: dict) -> Markup:
+    sums = d.get("checksum_url")
+    fmt = escape(d["format"])
+    copy = copy_button(d["sha256"], f"sha256 of the {d['format']}")
+    return Markup(
+        f'<span class="nowrap"><a href="{escape(d["url"])}" rel="noopener noreferrer">{fmt}</a> '
+        f'<span class="size">{escape(_filesize(d["size"]))}</span></span>\n<details class="sha">'
+        f'<summary>sha256</summary><code class="sha">{escape(d["sha256"])}</code> '
+        f"{copy}"
+        + (f' · <a href="{escape(sums)}" rel="noopener noreferrer">CHECKSUM</a>' if sums else "")
+        + "</details>")
+
+
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("reporter", "templates"),
@@ -57,6 +92,10 @@ def environment() -> jinja2.Environment:
     )
     env.filters["filesize"] = _filesize
     env.filters["readable"] = readable
+    # the small pieces every card repeats, as functions: a Jinja macro call costs more than the
+    # markup it makes, and a page of Fedora's history has hundreds of thousands of them
+    env.globals.update(when=when, copy_button=copy_button, launch_link=launch_link,
+                       download=download)
     env.globals["channel_title"] = lambda c: CHANNEL_TITLES.get(c, str(c))
     return env
 
@@ -148,6 +187,17 @@ def _family_title(key: tuple) -> str:
     return f"{_release_label(release)} {subvariant or '?'} {arch or '?'}, {channel or 'unknown'}"
 
 
+def family_meta(key: tuple, regions: list[str], count: int, oldest: str | None,
+                newest_seen: str | None) -> dict:
+    """What a history page says about its family besides the rows and cards."""
+    return {
+        "key": key, "title": _family_title(key), "channel": key[3], "regions": regions,
+        "count": count, "oldest": oldest, "newest_seen": newest_seen,
+        "release_page": _page(key[0]), "release_label": _release_label(key[0]),
+        "feed": feeds.feed_path(key[3]),
+    }
+
+
 def families(images: list[dict]) -> dict[str, dict]:
     """{history page: family} for every family with a page: its images newest first, the newest
     (the image latest.json names for it) and every EC2 region any of them reached."""
@@ -160,52 +210,136 @@ def families(images: list[dict]) -> dict[str, dict]:
         if page is None:
             continue
         known = [i for i in imgs if i["channel"] is not None]
+        ordered = _newest_first(imgs)
         out[page] = {
-            "key": key, "title": _family_title(key), "channel": key[3],
-            "images": _newest_first(imgs),
+            **family_meta(key, sorted({r for i in imgs for r in i["aws"]}), len(ordered),
+                          ordered[-1]["first_seen"], ordered[0]["first_seen"]),
+            "images": ordered,
             # none when no member's name reads as an image name (outputs.reads_as_image_name)
             "newest": next(iter(latest(known)), None),
-            "regions": sorted({r for i in imgs for r in i["aws"]}),
-            "release_page": _page(key[0]), "release_label": _release_label(key[0]),
-            "feed": feeds.feed_path(key[3]),
         }
     return out
 
 
-def render(images: list[dict], history: dict, generated: str) -> dict[str, bytes]:
-    """{relative path: bytes} of the whole site (pages, feeds and static assets)."""
-    env = environment()
-    releases = sorted({i["release"] for i in images if i["release"]}, key=release_order)
-    nav = [{"release": r, "label": _release_label(r), "page": _page(r)} for r in releases]
+# ---- pages from fragments -----------------------------------------------------------------------
+# A page is rendered as a skeleton with slots, and the slots are filled with fragments (an image's
+# card, its history-table row) that a run keeps and reuses for images that did not change
+# (reporter.store): the pages of Fedora's whole history are too big to render again each run.
+
+# Stands for the page's root in fragments: autoescape writes every "<" that comes from history
+# as "&lt;", so this text can only be ours.
+ROOT = Markup("<@root@>")
+_SLOT = re.compile(r"<@slot:(\w+)@>")
+
+
+def _slot(name: str) -> Markup:
+    return Markup(f"<@slot:{name}@>")
+
+
+def card(env: jinja2.Environment, img: dict) -> str:
+    """An image's card (image.html), its links relative to ROOT."""
+    return env.get_template("image.html").render(img=img, root=ROOT, family_page=_page_of)
+
+
+def history_row(env: jinja2.Environment, img: dict, regions: list[str], newest: bool) -> str:
+    """An image's row on its family's history page, with one column per region of ``regions``."""
+    return env.get_template("history_row.html").render(img=img, regions=regions, newest=newest)
+
+
+def _page_of(img: dict) -> str | None:
+    return family_page(family_key(img))
+
+
+def _fill(out: TextIO, skeleton: str, slots: dict[str, Iterable[str]], root: str) -> None:
+    """Write ``skeleton`` with each slot replaced by its fragments, streamed."""
+    at = 0
+    for m in _SLOT.finditer(skeleton):
+        out.write(skeleton[at:m.start()])
+        for fragment in slots[m.group(1)]:
+            out.write(fragment.replace(ROOT, root))
+        at = m.end()
+    out.write(skeleton[at:])
+
+
+def common(releases: list[str], history: dict, generated: str) -> dict[str, Any]:
+    """What every page's frame needs: the releases' navigation, the feeds, the history read."""
     last = history.get("last_timestamp")
-    common = {
-        "releases": nav,
+    return {
+        "releases": [{"release": r, "label": _release_label(r), "page": _page(r)}
+                     for r in releases],
         "history": history,
         "generated": generated,
         "last_seen": None if last is None else iso(last),
         "feeds": [{"channel": c, "title": CHANNEL_TITLES[c] if c else "All channels",
                    "path": feeds.feed_path(c)} for c in (None, *reversed(CHANNELS))],
-        "family_page": lambda i: family_page(family_key(i)),
+        "family_page": _page_of,
         "root": "",
+        "run": False,  # only the locator says when the run was and what it read
     }
-    current = latest(images, by_cloud=True)
+
+
+def release_names(images: Iterable[dict]) -> list[str]:
+    return sorted({i["release"] for i in images if i["release"]}, key=release_order)
+
+
+def index_page(env: jinja2.Environment, frame: dict, current: list[dict]) -> bytes:
+    """The locator: ``current`` are the newest images by cloud (outputs.latest)."""
     rows = locator_rows(current)
-    files = {
-        "index.html": env.get_template("index.html").render(
-            rows=rows, options=_options(rows), filters=FILTERS,
-            channels=_channel_summaries(current), current_release=None, **common).encode(),
-    }
-    for rel in nav:
-        mine = [i for i in images if i["release"] == rel["release"]]
-        files[rel["page"]] = env.get_template("release.html").render(
-            rel={**rel, "channels": _channels(mine, True)}, current_release=rel["release"],
-            **common).encode()
-    history_page = env.get_template("history.html")
-    for page, family in families(images).items():
-        files[page] = history_page.render(
-            family=family, current_release=family["key"][0], **{**common, "root": "../"}).encode()
-    files.update(feeds.render(images, env, common["last_seen"], common["family_page"]))
+    return env.get_template("index.html").render(
+        rows=rows, options=_options(rows), filters=FILTERS, channels=_channel_summaries(current),
+        current_release=None, **{**frame, "run": True}).encode()
+
+
+CHANNEL_ORDER = (*reversed(CHANNELS), None)  # the sections of a release page
+
+
+def release_page(out: TextIO, env: jinja2.Environment, frame: dict, release: str,
+                 cards: Callable[[str | None], Iterable[str]],
+                 channels: Iterable[str | None]) -> None:
+    """A release's page: a section per channel of ``channels`` (in CHANNEL_ORDER) with
+    ``cards(channel)``, the cards of its images newest first."""
+    sections = [{"channel": c, "title": CHANNEL_TITLES[c], "cards": _slot(f"c{i}")}
+                for i, c in enumerate(CHANNEL_ORDER) if c in set(channels)]
+    rel = {"release": release, "label": _release_label(release), "page": _page(release),
+           "channels": sections}
+    skeleton = env.get_template("release.html").render(rel=rel, current_release=release, **frame)
+    _fill(out, skeleton, {f"c{i}": cards(c) for i, c in enumerate(CHANNEL_ORDER)}, "")
+
+
+def history_page(out: TextIO, env: jinja2.Environment, frame: dict, family: dict,
+                 rows: Iterable[str], cards: Iterable[str]) -> None:
+    """A family's page (family_meta) with its table ``rows`` and ``cards``, newest first."""
+    skeleton = env.get_template("history.html").render(
+        family={**family, "rows": _slot("rows"), "cards": _slot("cards")},
+        current_release=family["key"][0], **{**frame, "root": "../"})
+    _fill(out, skeleton, {"rows": rows, "cards": cards}, "../")
+
+
+def static_files() -> dict[str, bytes]:
     static = resources.files("reporter") / "static"
-    for name in STATIC_FILES:
-        files[f"static/{name}"] = (static / name).read_bytes()
+    return {f"static/{name}": (static / name).read_bytes() for name in STATIC_FILES}
+
+
+def render(images: list[dict], history: dict, generated: str) -> dict[str, bytes]:
+    """{relative path: bytes} of the whole site (pages, feeds and static assets)."""
+    env = environment()
+    frame = common(release_names(images), history, generated)
+    files = {"index.html": index_page(env, frame, latest(images, by_cloud=True))}
+    cards = {id(img): card(env, img) for img in images}
+    for rel in frame["releases"]:
+        mine = _newest_first([i for i in images if i["release"] == rel["release"]])
+        out = io.StringIO()
+        release_page(out, env, frame, rel["release"],
+                     lambda c, mine=mine: (cards[id(i)] for i in mine if i["channel"] == c),
+                     {i["channel"] for i in mine})
+        files[rel["page"]] = out.getvalue().encode()
+    for page, family in families(images).items():
+        out = io.StringIO()
+        ordered = family["images"]
+        history_page(out, env, frame, family,
+                     (history_row(env, i, family["regions"], i is family["newest"])
+                      for i in ordered), (cards[id(i)] for i in ordered))
+        files[page] = out.getvalue().encode()
+    files.update(feeds.render(images, env, frame["last_seen"], _page_of))
+    files.update(static_files())
     return files

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import pathlib
 import re
@@ -104,8 +105,8 @@ def test_full_run_writes_every_output(datagrepper_empty, samples_dir, tmp_path):
     assert {"Fedora-Cloud-Base-Azure-40-20240501.n.0.x86_64",
             "Fedora-Cloud-Base-AmazonEC2-40-20240501.n.0.x86_64"} <= {i["name"] for i in by_cloud}
     assert {"index.html", "release-41.html", "release-Rawhide.html", "static/style.css",
-            "streams/v1/index.json", "state.json"} <= {
-        str(p.relative_to(out)) for p in out.rglob("*")}
+            "streams/v1/index.json"} <= {str(p.relative_to(out)) for p in out.rglob("*")}
+    assert (tmp_path / ".site.state.sqlite").is_file()  # the state store, beside the site
     assert oct((out / "images.json").stat().st_mode)[-3:] == "644"
     assert oct(out.stat().st_mode)[-3:] == "755"
 
@@ -161,7 +162,7 @@ def test_incremental_run_equals_full_run(datagrepper_empty, samples_dir, tmp_pat
 
 
 def test_a_changed_source_or_a_broken_checkpoint_means_a_full_run(datagrepper_empty,
-                                                                   samples_dir, tmp_path):
+                                                                   samples_dir, tmp_path, caplog):
     dg = datagrepper_empty
     specs, _ = mixed_history(samples_dir)
     _publish(dg, specs)
@@ -169,8 +170,20 @@ def test_a_changed_source_or_a_broken_checkpoint_means_a_full_run(datagrepper_em
     config = _config(dg.url)
     assert run(out, dg.url, config, now=NOW).full
     assert not run(out, dg.url, config, now=NOW).full
-    (out / "state.json").write_text("{not json")
-    assert run(out, dg.url, config, now=NOW).full
+    store = tmp_path / ".site.state.sqlite"
+    store.write_text("{not a database")
+    with caplog.at_level(logging.WARNING, logger="reporter"):
+        assert run(out, dg.url, config, now=NOW).full
+    assert "cannot be opened" in caplog.text or "cannot be read" in caplog.text
+    assert not run(out, dg.url, config, now=NOW).full
+    # the state of the version before the store: state.json inside the site, no store beside it
+    store.unlink()
+    (out / "state.json").write_text('{"schema": "fedimg.report-state/2"}')
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="reporter"):
+        assert run(out, dg.url, config, now=NOW).full
+    assert "state of an earlier fedimg-report" in caplog.text
+    assert not (out / "state.json").exists() and store.is_file()
     assert not run(out, dg.url, config, now=NOW).full
     # the same server under another name is another source: nothing of the old one is trusted
     other = dg.url.replace("127.0.0.1", "localhost")

@@ -61,6 +61,7 @@ def test_outage_leaves_the_previous_site_byte_for_byte(served, samples_dir, tmp_
     out = tmp_path / "site"
     run(out, URL, CONFIG, history=_client(), now=NOW)
     before = tree_hash(out)
+    state = (tmp_path / ".site.state.sqlite").read_bytes()
     with responses.RequestsMock() as mock:  # now the server fails every request
         mock.add(responses.GET, f"{URL}/raw", status=500, body='{"error": "internal_error"}')
         for full in (False, True):
@@ -72,8 +73,11 @@ def test_outage_leaves_the_previous_site_byte_for_byte(served, samples_dir, tmp_
             assert client.stats.requests == 3
         assert len(mock.calls) == 6
     assert tree_hash(out) == before
-    # no temporary left behind (the lock file stays: it is how runs exclude each other)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".site.lock", "site"]
+    assert (tmp_path / ".site.state.sqlite").read_bytes() == state  # rolled back, not half-done
+    # no temporary left behind (the lock file stays: it is how runs exclude each other; the
+    # state store beside the site is what the next incremental run starts from)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".site.lock", ".site.state.sqlite",
+                                                          "site"]
 
 
 def _dead_port() -> int:
