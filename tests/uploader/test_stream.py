@@ -11,6 +11,7 @@ import hashlib
 import os
 import pathlib
 import shutil
+import subprocess
 import urllib.parse
 
 import pytest
@@ -208,3 +209,24 @@ def test_more_output_than_the_index_declares_is_refused(koji_hub, config, client
         pytest.fail("unreachable")
     assert made[0].aborted
 
+
+
+def test_a_disk_that_ends_inside_a_block_gets_a_padded_last_block(koji_hub, config, clients,
+                                                                  sinks, tmp_path):
+    made, streams = sinks
+    raw = tmp_path / "odd.raw"
+    with open(raw, "wb") as f:  # 3 blocks and 1000 bytes; data in the first and the last
+        f.truncate(3 * BLOCK_SIZE + 1000)
+        f.write(os.urandom(4096))
+        f.seek(3 * BLOCK_SIZE)
+        f.write(os.urandom(1000))
+    xz = tmp_path / f"{NAME}.x86_64.raw.xz"
+    with open(xz, "wb") as out:
+        subprocess.run(["xz", "-T0", "-c", str(raw)], stdout=out, check=True)
+    tid = koji_hub.add_image_task(files={"x86_64": {xz.name: xz}})
+    (source,) = task_images(tid, config=config, session=clients.koji)
+    with fetched(source, config=config, clients=clients, raw=True, streams=streams) as image:
+        assert sha256_file(image.raw_path) == sha256_file(raw)  # 1000 bytes, not padded
+        assert image.raw_path.stat().st_size == raw.stat().st_size
+        assert made[0].blocks == expected_blocks(raw)[0]  # the last one padded with zeros
+        assert sorted(made[0].blocks) == [0, 3] and made[0].zeros == 2

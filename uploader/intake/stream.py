@@ -138,33 +138,26 @@ class _Blocks:
         self.offset = 0  # decompressed bytes handed out as whole blocks
         self.pending = bytearray()
 
-    def add(self, data: bytes) -> None:
-        if self.offset + len(self.pending) + len(data) > self.limit:
-            raise VerificationFailed(
-                f"decompresses past the {self.limit} bytes its xz index declares")
-        if not self.pending and len(data) == BLOCK_SIZE:
-            self._emit(data, BLOCK_SIZE)
-            return
-        self.pending += data
-        if len(self.pending) == BLOCK_SIZE:
-            self._emit(bytes(self.pending), BLOCK_SIZE)
-            self.pending.clear()
-
     def whole(self, buf: bytearray) -> None:
         """One whole block read into a reused buffer: copied only if it is not all zeros (most
         of a disk image is)."""
-        if self.pending:
-            self.add(bytes(buf))
-            return
-        if self.offset + BLOCK_SIZE > self.limit:
-            raise VerificationFailed(
-                f"decompresses past the {self.limit} bytes its xz index declares")
+        self._check(BLOCK_SIZE)
         if buf == _ZERO_BLOCK:
             for sink in self.sinks.values():
                 sink.zero()
             self.offset += BLOCK_SIZE
         else:
             self._emit(bytes(buf), BLOCK_SIZE)
+
+    def tail(self, data: bytes) -> None:
+        """The output's last, shorter piece (a disk whose size is not a multiple of blocks)."""
+        self._check(len(data))
+        self.pending += data
+
+    def _check(self, more: int) -> None:
+        if self.offset + len(self.pending) + more > self.limit:
+            raise VerificationFailed(
+                f"decompresses past the {self.limit} bytes its xz index declares")
 
     def end(self) -> int:
         """Hand out the last, partial block (zero-padded); the decompressed size."""
@@ -228,8 +221,8 @@ class _XzPipe:
                 if got == BLOCK_SIZE:
                     self.out.whole(buf)
                     continue
-                if got:
-                    self.out.add(bytes(view[:got]))
+                if got:  # a short read only at the end of xz's output
+                    self.out.tail(bytes(view[:got]))
                 return
         except BaseException as exc:  # raised in the download's thread by feed/close
             self.error = exc
