@@ -66,9 +66,13 @@ def _holders(store: Store, touched: set[str], everything: bool) -> tuple[dict, s
     moved = {w for w in holders.keys() | old.keys() if holders.get(w) != old.get(w)}
     affected = set()
     for key, image_regs in regs.items():
-        for reg_key, (_, _, value) in image_regs.items():
+        for reg_key, reg in image_regs.items():
+            value = reg[2]
+            # an image's record changes when a tag it claims comes to or leaves its list
             if reg_key.endswith(" list") and any(
-                    (value["registry"], value["repository"], t) in moved for t in value["tags"]):
+                    containers.holds(reg, t, holders) != containers.holds(reg, t, old)
+                    for t in value["tags"]
+                    if (value["registry"], value["repository"], t) in moved):
                 affected.add(key)
     store.set_meta(holders=sorted([list(w), [list(c[0]), c[1]]] for w, c in holders.items()))
     return holders, affected
@@ -173,10 +177,14 @@ def write(root: Path, previous: Path | None, store: Store, env: jinja2.Environme
     frame = site.common(releases, hist, generated)
     (root / "index.html").write_bytes(site.index_page(env, frame, current))
     fresh = changes.everything or nav_changed or previous is None
+    rendered = linked = 0
 
     for release in releases:
         page = site._page(release)
-        if fresh or release in changes.releases or not _link(previous, root, page):
+        if not (fresh or release in changes.releases) and _link(previous, root, page):
+            linked += 1
+        else:
+            rendered += 1
             with text(page) as f:
                 channels = {c for (c,) in store.db.execute(
                     "SELECT DISTINCT channel FROM images WHERE release = ?", (release,))}
@@ -185,9 +193,13 @@ def write(root: Path, previous: Path | None, store: Store, env: jinja2.Environme
 
     for (page,) in store.db.execute(
             "SELECT DISTINCT family FROM images WHERE family IS NOT NULL").fetchall():
-        if fresh or page in changes.families or not _link(previous, root, page):
+        if not (fresh or page in changes.families) and _link(previous, root, page):
+            linked += 1
+        else:
+            rendered += 1
             with text(page) as f:
                 _history(f, store, env, frame, page)
+    log.info("release and history pages: %d rendered, %d unchanged (linked)", rendered, linked)
 
     newest = _records(store, _FEED_SQL.format(where="", limit=feeds.MAX_ENTRIES))
     for channel in CHANNELS:
