@@ -209,7 +209,8 @@ def bench_scale(n: int, new: int, old_rev: str | None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             ways = [("new (state store)", REPO)]
             if old_rev:
-                old = _old_tree(old_rev, pathlib.Path(tmp))
+                old = (pathlib.Path(old_rev) if pathlib.Path(old_rev).is_dir()
+                       else _old_tree(old_rev, pathlib.Path(tmp)))
                 ways.append((f"old ({old_rev}, full reload)", old))
             results = []
             for label, code in ways:
@@ -250,7 +251,9 @@ def main() -> None:
     ap.add_argument("--new", type=int, default=10)
     ap.add_argument("--scale", type=int, default=0, help="messages of the scale runs (0: none)")
     ap.add_argument("--scale-new", type=int, default=100)
-    ap.add_argument("--old-rev", default=OLD_REV, help="the reporter to compare with ('' = none)")
+    ap.add_argument("--old-rev", default=OLD_REV, help="the reporter to compare with: a git "
+                    "revision of this repository, or a directory holding its reporter/ and "
+                    "shared/ ('' = none)")
     ap.add_argument("--scale-only", action="store_true", help="skip the fold and requests parts")
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the emulator's own process
     ap.add_argument("--now", type=float, help=argparse.SUPPRESS)
