@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,12 +118,13 @@ def _keep(store: Store, env: jinja2.Environment, key: str, rec: dict, show: dict
     store.db.execute(
         "UPDATE images SET record = ?, name = ?, release = ?, subvariant = ?, arch = ?, "
         "channel = ?, cloud = ?, first_seen = ?, updated = ?, arrived = ?, reads = ?, "
-        "family = ?, regions = ?, card = ?, row = NULL, row_regions = NULL, product = ?, "
+        "family = ?, regions = ?, amis = ?, card = ?, row = ?, product = ?, "
         "sbase = ?, aws_version = ?, dl_version = ? WHERE key = ?",
         (_dump(rec), show["name"], show["release"], show["subvariant"], show["arch"],
          show["channel"], show["cloud"], show["first_seen"], show["updated"],
          feeds.arrived(show), int(reads), site.family_page(site.family_key(show)),
-         _dump(sorted(show["aws"])), site.card(env, show),
+         _dump(sorted(show["aws"])), _dump(site.row_amis(show)), site.card(env, show),
+         site.history_row(env, show),
          versions and versions[0], versions and _dump(versions[1]),
          versions and versions[2] and _dump(versions[2]),
          versions and versions[3] and _dump(versions[3]), key))
@@ -237,35 +238,17 @@ def _cards(store: Store, release: str, channel: str | None) -> Iterator[str]:
 
 def _history(out: Any, store: Store, env: jinja2.Environment, frame: dict, page: str) -> None:
     members = store.db.execute(
-        "SELECT key, reads, channel, regions, row_regions, first_seen FROM images "
+        "SELECT key, reads, channel, regions, first_seen FROM images "
         "WHERE family = ? ORDER BY first_seen DESC, updated DESC, name DESC", (page,)).fetchall()
     regions = sorted({r for m in members for r in json.loads(m[3])})
-    sig = _dump(regions)
     newest = next((m[0] for m in members if m[1] and m[2] is not None), None)
     [sample] = _records(store, "SELECT record FROM images WHERE key = ?", (members[0][0],))
-    family = site.family_meta(site.family_key(sample), regions, len(members), members[-1][5],
-                              members[0][5])
-    stale = [m[0] for m in members if m[0] != newest and m[4] != sig]
-    for at in range(0, len(stale), CHUNK):
-        keys = stale[at:at + CHUNK]
-        marks = ",".join("?" * len(keys))
-        recs = _records(store, f"SELECT record FROM images WHERE key IN ({marks}) ORDER BY key",
-                        tuple(sorted(keys)))
-        store.db.executemany("UPDATE images SET row = ?, row_regions = ? WHERE key = ?",
-                             [(site.history_row(env, r, regions, False), sig, k)
-                              for k, r in zip(sorted(keys), recs, strict=True)])
-
-    def rows() -> Iterable[str]:
-        for key, row in store.db.execute(
-                "SELECT key, row FROM images WHERE family = ? "
-                "ORDER BY first_seen DESC, updated DESC, name DESC", (page,)):
-            if key == newest:
-                [rec] = _records(store, "SELECT record FROM images WHERE key = ?", (key,))
-                yield site.history_row(env, rec, regions, True)
-            else:
-                yield row
-
+    family = site.family_meta(site.family_key(sample), regions, len(members), members[-1][4],
+                              members[0][4])
+    order = "ORDER BY first_seen DESC, updated DESC, name DESC"
+    rows = (site.place_row(row, json.loads(amis), regions, key == newest)
+            for key, row, amis in store.db.execute(
+                f"SELECT key, row, amis FROM images WHERE family = ? {order}", (page,)))
     cards = (c for (c,) in store.db.execute(
-        "SELECT card FROM images WHERE family = ? ORDER BY first_seen DESC, updated DESC, "
-        "name DESC", (page,)))
-    site.history_page(out, env, frame, family, rows(), cards)
+        f"SELECT card FROM images WHERE family = ? {order}", (page,)))
+    site.history_page(out, env, frame, family, rows, cards)
