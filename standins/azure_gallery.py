@@ -21,6 +21,10 @@ the gallery's own region, or that already exist with other properties. ``fail_re
 replication to those regions fail (the version ends Failed, its summary says which region).
 
     python -m standins.azure_gallery --port 8791 --cert server.pem [--storage-connection-string S]
+        [--gallery SUBSCRIPTION/RESOURCE_GROUP/NAME/LOCATION[/COMMUNITY_PUBLIC_NAME] ...]
+
+(``--gallery`` makes a gallery as release engineering would have made it: fedimg never creates
+one.)
 """
 
 from __future__ import annotations
@@ -392,9 +396,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cert", required=True, help="PEM with the server cert and its key")
     parser.add_argument("--storage-connection-string")
+    parser.add_argument("--gallery", action="append", default=[],
+                        help="SUBSCRIPTION/RESOURCE_GROUP/NAME/LOCATION[/COMMUNITY_PUBLIC_NAME]")
     args = parser.parse_args(argv)
-    AzureGallery(args.storage_connection_string).serve_forever(args.host, args.port,
-                                                               tls=(args.cert, args.cert))
+    api = AzureGallery(args.storage_connection_string)
+    for spec in args.gallery:
+        parts = spec.split("/")
+        if len(parts) not in (4, 5) or not all(parts):
+            parser.error(f"--gallery {spec!r}: want SUBSCRIPTION/RESOURCE_GROUP/NAME/LOCATION"
+                         "[/COMMUNITY_PUBLIC_NAME]")
+        api.add_gallery(*parts)
+    api.serve_forever(args.host, args.port, tls=(args.cert, args.cert))
 
 
 if __name__ == "__main__":

@@ -132,10 +132,12 @@ def compare(previous: dict[str, Any] | None, now: dict[str, Any], run_no: int) -
         return "First run on this stack: run `make demo` again to see a repeated announcement " \
                "change nothing."
     if previous == now:
-        return (f"Same {len(now['amis'])} AMIs, {len(now['files'])} files (same bytes) and "
-                f"{len(now['glance'])} Glance images and {len(now['tags'])} registry tags (same "
-                f"digests) as run {run_no - 1}: the repeated announcement changed nothing.")
-    every = ("amis", "files", "glance", "tags")
+        return (f"Same {len(now['amis'])} AMIs, {len(now['files'])} files (same bytes), "
+                f"{len(now['glance'])} Glance images, {len(now['tags'])} registry tags (same "
+                f"digests), {len(now.get('azure', []))} Azure gallery versions and "
+                f"{len(now.get('gce', []))} GCE images as run {run_no - 1}: the repeated "
+                "announcement changed nothing.")
+    every = ("amis", "files", "glance", "tags", "azure", "gce")
     added = sorted({x for k in every for x in now.get(k, [])}
                    - {x for k in every for x in previous.get(k, [])})
     return f"Changed since run {run_no - 1}: {', '.join(added) or 'items removed'}"

@@ -19,7 +19,8 @@ What it models (see ``KojiHub``):
   defaults to ``None`` = anonymous, exactly like the real hub.
 - Files under ``/kojifiles`` (= ``topurl``): ``work/tasks/<id % 10000>/<id>/<file>`` and
   ``packages/<name>/<version>/<release>/images/<file>``, streamed from local paths, with
-  Content-Length; plus redirects, corruption, truncation and stalls on demand (``corrupt``).
+  Content-Length and single byte ranges (206, as a resumed download asks); plus redirects,
+  corruption, truncation and stalls on demand (``corrupt``).
 - Failure switches: ``hub.down = True`` (every request gets HTTP 503), ``hub.stop()`` (connection
   refused; ``hub.start()`` brings it back on the same port), ``hub.inject_fault(method, error)``,
   ``hub.delay`` (seconds to sleep before answering, for timeout tests).
@@ -40,6 +41,7 @@ import http.server
 import itertools
 import os
 import pathlib
+import re
 import shutil
 import socket
 import ssl
@@ -236,34 +238,63 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._plain(404, "not found\n")
             return
         size = served.path.stat().st_size
-        self.send_response(200)
+        first, last = 0, size - 1
+        ranged = _byte_range(self.headers.get("Range"), size) if hub.ranges else None
+        if ranged is not None:
+            first, last = ranged
+            if first > last:
+                self._plain(416, "range not satisfiable\n", {"Content-Range": f"bytes */{size}"})
+                return
+        length = last - first + 1
+        self.send_response(206 if ranged else 200)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(size))
+        self.send_header("Content-Length", str(length))
+        self.send_header("Accept-Ranges", "bytes")
+        if ranged:
+            self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
         self.end_headers()
         if self.command == "HEAD":
             return
-        limit = size // 2 if served.mode in ("truncate", "stall") else size
-        sent = 0
+        # a range is served as asked, except that "truncate" cuts it halfway too (so resuming
+        # never completes a file that is truncated on purpose)
+        mode = served.mode if not ranged or served.mode == "truncate" else None
+        limit = first + (length // 2 if mode in ("truncate", "stall") else length)
+        sent = first
         with open(served.path, "rb") as f:
+            f.seek(first)
             while sent < limit:
                 chunk = f.read(min(1 << 20, limit - sent))
                 if not chunk:
                     break
-                if served.mode == "flip" and sent == 0:
+                if mode == "flip" and sent == 0:
                     chunk = bytes([chunk[0] ^ 0xFF]) + chunk[1:]
                 try:
                     self.wfile.write(chunk)
                 except (BrokenPipeError, ConnectionResetError):
                     return
                 sent += len(chunk)
-        if served.mode == "stall":
+                with hub._lock:
+                    hub.served_bytes[path] = hub.served_bytes.get(path, 0) + len(chunk)
+        if mode == "stall":
             self.wfile.flush()
             hub.stalled.set()
             hub.unstalled.wait(STALL_LIMIT)
-        if served.mode in ("truncate", "stall"):
+        if mode in ("truncate", "stall"):
             self.close_connection = True
 
     do_HEAD = do_GET
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) of a single-range ``Range: bytes=...`` header, as Apache serves it; None
+    for no header or one it ignores (several ranges, other units)."""
+    m = re.fullmatch(r"bytes=(\d*)-(\d*)", (header or "").strip())
+    if m is None or m.group(1) == m.group(2) == "":
+        return None
+    if m.group(1) == "":  # suffix: the last n bytes
+        return max(0, size - int(m.group(2))), size - 1
+    last = int(m.group(2)) if m.group(2) else size - 1
+    return int(m.group(1)), min(last, size - 1)
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -298,6 +329,8 @@ class KojiHub:
         self.targets: set[str] | None = None  # None: any build target is accepted
         self.calls: list[HubCall] = []
         self.requests: list[tuple[str, str]] = []  # (HTTP method, path) of every request
+        self.served_bytes: dict[str, int] = {}  # URL path -> body bytes sent, over all requests
+        self.ranges = True  # False: ignore Range headers (whole file, 200), as some servers do
         self.users: dict[str, dict] = {}
         self.tasks: dict[int, dict] = {}
         self.builds: dict[int, dict] = {}

@@ -15,8 +15,9 @@ around the hub, reduced to what the demo needs:
   only announces again: that is how the demo shows that a repeated message changes nothing;
 - Pungi: ``POST /compose/<compose_id>`` lays out a compose of the same disk images below
   ``<topurl>/compose/<release>/<compose_id>/compose/`` (``Cloud/<arch>/images/`` and a
-  ``metadata/images.json`` written with productmd, Cloud_Base raw-xz and Generic qcow2 per
-  arch, with size and sha256), plus one small real container image per arch
+  ``metadata/images.json`` written with productmd, Cloud_Base raw-xz, Generic qcow2, Azure
+  vhdfixed.xz (type vhd-compressed) and GCE tar.gz (type tar-gz) per arch, with size and
+  sha256, as a Fedora 43 compose lists them), plus one small real container image per arch
   (``Container/<arch>/images/``, an OCI archive from standins.container_archives,
   Container_Base, type "container"), and announces ``pungi.compose.status.change`` with status
   FINISHED, as Pungi does.
@@ -49,6 +50,7 @@ from typing import Any
 
 import koji
 
+from standins.cloud_archives import make_gce_archive, make_vhdfixed_xz
 from standins.disk_images import MiB, make_disk_image, make_xz_image
 from standins.koji_hub import TASK_STATES, KojiHub
 
@@ -59,25 +61,33 @@ IMAGE_DATA_MIB = 4  # data inside their ext4 root
 
 
 def make_images(directory: pathlib.Path, arches: list[str]) -> dict[str, pathlib.Path]:
-    """One .raw.xz and one .qcow2 of the same disk per arch (different seed each), cached
-    across restarts: same bytes anyway. Keys: the arch (the raw.xz), "<arch>.qcow2"."""
+    """One .raw.xz, .qcow2, Azure .vhdfixed.xz and GCE .tar.gz of the same disk per arch
+    (different seed each), cached across restarts: same bytes anyway. Keys: the arch (the
+    raw.xz), "<arch>.qcow2", "<arch>.vhd", "<arch>.gce"."""
     directory.mkdir(parents=True, exist_ok=True)
     out = {}
     for n, arch in enumerate(arches):
-        xz = directory / f"disk-{arch}.raw.xz"
-        qcow2 = directory / f"disk-{arch}.qcow2"
-        if not (xz.exists() and qcow2.exists()):
+        files = {arch: directory / f"disk-{arch}.raw.xz",
+                 f"{arch}.qcow2": directory / f"disk-{arch}.qcow2",
+                 f"{arch}.vhd": directory / f"disk-{arch}.vhdfixed.xz",
+                 f"{arch}.gce": directory / f"disk-{arch}.tar.gz"}
+        if not all(f.exists() for f in files.values()):
             raw = make_disk_image(directory / f"disk-{arch}.raw", size=IMAGE_SIZE,
                                   data_mib=IMAGE_DATA_MIB, seed=n)
-            make_xz_image(raw, xz)  # written to a .part file and renamed: never half there
-            part = qcow2.with_name(qcow2.name + ".part")
-            subprocess.run(["qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2",
-                            str(raw.path), str(part)], check=True, capture_output=True)
-            part.replace(qcow2)
+            make_xz_image(raw, files[arch])  # written to a .part file and renamed
+            for key, make in ((f"{arch}.qcow2", _qcow2), (f"{arch}.vhd", make_vhdfixed_xz),
+                              (f"{arch}.gce", make_gce_archive)):
+                part = files[key].with_name(files[key].name + ".part")  # never half there
+                make(raw.path, part)
+                part.replace(files[key])
             raw.path.unlink()
-        out[arch] = xz
-        out[f"{arch}.qcow2"] = qcow2
+        out.update(files)
     return out
+
+
+def _qcow2(raw: pathlib.Path, out: pathlib.Path) -> None:
+    subprocess.run(["qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", str(raw),
+                    str(out)], check=True, capture_output=True)
 
 
 class Builder:
@@ -118,6 +128,10 @@ class Builder:
                 "topic": message.topic, "files": sorted(names.values())}
 
 
+# make_images key suffix -> (cloud word of the file name, productmd type, format = suffix)
+COMPOSE_KINDS = {"": ("", "raw-xz", "raw.xz"), "qcow2": ("Generic-", "qcow2", "qcow2"),
+                 "vhd": ("Azure-", "vhd-compressed", "vhdfixed.xz"),
+                 "gce": ("GCE-", "tar-gz", "tar.gz")}
 # production composes only: Fedora-<release>-<YYYYMMDD>.<respin> (what a release candidate is)
 COMPOSE_ID = re.compile(r"Fedora-(?P<release>\d{1,3})-(?P<date>\d{8})\.(?P<respin>\d{1,3})")
 
@@ -140,11 +154,11 @@ def compose(hub: KojiHub, images: dict[str, pathlib.Path], compose_id: str) -> d
     files = []
     version = f"{release}-{m['date']}.{m['respin']}"
     for key, source in sorted(images.items()):
-        # the raw.xz as for EC2; the qcow2 as pungi names the Generic image (for OpenStack)
+        # the raw.xz as for EC2; the others as pungi names Fedora's Generic (OpenStack), Azure
+        # and GCE images, with the productmd types of a Fedora 43 compose
         arch, _, kind = key.partition(".")
-        filename, itype, fmt = (f"Fedora-Cloud-Base-Generic-{version}.{arch}.qcow2", "qcow2",
-                                "qcow2") if kind == "qcow2" else \
-            (f"Fedora-Cloud-Base-{version}.{arch}.raw.xz", "raw-xz", "raw.xz")
+        word, itype, fmt = COMPOSE_KINDS[kind]
+        filename = f"Fedora-Cloud-Base-{word}{version}.{arch}.{fmt}"
         path = f"Cloud/{arch}/images/{filename}"
         hub.add_file(f"{top}/{path}", source)
         image = productmd.images.Image(meta)
@@ -155,7 +169,8 @@ def compose(hub: KojiHub, images: dict[str, pathlib.Path], compose_id: str) -> d
         image.disc_number = image.disc_count = 1
         meta.add("Cloud", arch, image)
         files.append(filename)
-        files.append(_container_image(hub, meta, top, compose_id, arch))
+        if not kind:  # one container image per arch
+            files.append(_container_image(hub, meta, top, compose_id, arch))
     listing = io.StringIO()
     meta.dump(listing)
     hub.add_file(f"{top}/metadata/images.json", listing.getvalue().encode())

@@ -19,8 +19,11 @@ project's venv python. Everything listens on 127.0.0.1:
 - registry: ``python -m standins.registry`` (Debian's docker-registry, TLS + basic auth) on
   PORT+7, state in ``registry/``; the Koji stand-in also serves the composes below
   ``<topurl>/compose`` (POST /compose/<id> on its control port makes one and announces it)
+- Azure and Google Cloud (``standins.cloud_stack``): azurite on PORT+8, the Compute Gallery
+  stand-in on PORT+9 (HTTPS), gcp-storage-emulator on PORT+10, the GCE images stand-in on
+  PORT+11
 - uploader: ``fedora-messaging consume --callback=uploader.consumer:Uploader``, one service
-  (and one queue) per target (aws, downloads, openstack, containers)
+  (and one queue) per target (aws, downloads, openstack, containers, azure, gcp)
 
 State lives in ``$FEDIMG_DEMO_DIR`` (default /tmp/fedimg-demo): ``run/<name>.json`` (PID and
 command line of each process; every process is stopped by that PID, after checking that the PID
@@ -29,8 +32,9 @@ still runs that command line), ``logs/``, ``conf/`` (every config file), ``koji/
 exchange, queues and database (``fedimg-demo-<port>``, ``fedimg_demo_<port>``), so two stacks
 on one machine never touch each other's state.
 
-Reuse: a part that is running and healthy is kept. moto and the Koji stand-in hold their state in
-memory, so if either is not running the stack starts a new *generation*: it stops whatever of
+Reuse: a part that is running and healthy is kept. moto, the Koji stand-in, the gallery and GCE
+stand-ins and the storage emulator hold their state in memory, so if one is not running the
+stack starts a new *generation*: it stops whatever of
 ours still runs, drops the demo database, deletes the demo queues and the download directory, and
 starts everything fresh, so AWS, Koji, the downloads and the history always agree. The uploader
 services are restarted at every ``up`` so they run the current code and config.
@@ -51,7 +55,7 @@ from typing import Any
 
 import requests
 
-from standins import StandinError, glance
+from standins import StandinError, cloud_stack, glance
 from standins.amqp import check_rabbitmq, delete_queues, fedora_messaging_toml, pika_connection
 from standins.datagrepper import (
     create_schema,
@@ -83,9 +87,9 @@ HTTP_TIMEOUT = 5.0
 TOPIC_PREFIX = "org.fedoraproject.demo"
 ARCHES = ["x86_64", "aarch64"]
 DEFAULT_PORT = 5380
-# the demo also runs the openstack target (two Glance clouds) and the containers target
-# (its own registry)
-DEMO_TARGETS = (*TARGETS, "openstack", "containers")
+# the demo also runs the openstack target (two Glance clouds), the containers target (its own
+# registry) and the azure and gcp targets (standins.cloud_stack)
+DEMO_TARGETS = (*TARGETS, "openstack", "containers", "azure", "gcp")
 GLANCE_CLOUDS = ("demo-cloud-a", "demo-cloud-b")  # on PORT+5, PORT+6
 LATEST_RELEASE = "44"  # the release of the demo's candidate composes: they move `latest`
 
@@ -208,7 +212,7 @@ class Stack:
         """
         base = {k: v for k, v in os.environ.items()
                 if not (k.startswith("AWS_") or k in ("FEDORA_MESSAGING_CONF", "FEDIMG_CONFIG"))}
-        base = {k: v for k, v in base.items() if not k.startswith("OS_")}
+        base = cloud_stack.scrub({k: v for k, v in base.items() if not k.startswith("OS_")})
         base.update(aws_env(self.moto_url, self.conf, REGIONS[0], key="demo"))
         base.update(OS_CLIENT_CONFIG_FILE=str(self.conf / "clouds.yaml"),
                     OS_CLIENT_SECURE_FILE=str(self.conf / "no-secure.yaml"))
@@ -268,12 +272,14 @@ def write_configs(stack: Stack) -> None:
         stack.fedimg_config, stack.endpoints, ARCHES,
         header="# Written by the local demo stack (standins.local_stack); rewritten at every up.\n",
         uploader={"targets": list(DEMO_TARGETS), "subvariants": ["Cloud_Base", "Container_Base"],
-                  "image_types": ["raw-xz", "qcow2", "container"]},
+                  "image_types": ["raw-xz", "qcow2", "container", "vhd-compressed", "tar-gz"]},
         openstack={"clouds": list(GLANCE_CLOUDS), "timeout": 60},
         containers={"latest_release": LATEST_RELEASE, "timeout": 300, "retries": 1,
                     "registries": [{"name": stack.registry_host,
                                     "authfile": str(stack.registry_dir / "auth.json"),
-                                    "cert_dir": str(stack.registry_dir / "certs.d")}]})
+                                    "cert_dir": str(stack.registry_dir / "certs.d")}]},
+        **cloud_stack.fedimg_sections(stack))
+    cloud_stack.prepare(stack)
     (stack.conf / "clouds.yaml").write_text(glance.clouds_yaml(stack.glance_urls))
     for cloud in GLANCE_CLOUDS:
         glance.prepare(stack.dir("glance") / cloud)
@@ -340,11 +346,14 @@ def services(stack: Stack) -> list[Service]:
         out.append(Service(f"glance-{cloud}", glance.gunicorn_argv(root, port),
                            glance.glance_env(root), lambda s, _, url=url: glance.answers(url),
                            cwd=root))
+    out += cloud_stack.services(stack, env)
     for up in uploaders(stack):
         conf = str(stack.conf / f"{up.name}.toml")
+        cloud_env = {k: v for t in up.targets
+                     for k, v in cloud_stack.uploader_env(stack, t).items()}
         out.append(Service(up.name, [fm, "--conf", conf, "consume",
                                      "--callback=uploader.consumer:Uploader"],
-                           stack.env(FEDORA_MESSAGING_CONF=conf),
+                           stack.env(FEDORA_MESSAGING_CONF=conf, **cloud_env),
                            _registered))
     return out
 
@@ -379,7 +388,7 @@ def reset(stack: Stack, say: Callable[[str], None]) -> None:
     drop_database(stack.database)
     delete_our_queues(stack, list(our_queues(stack)))
     for path in (stack.downloads, stack.site, stack.work, stack.registry_dir,
-                 stack.root / "glance"):
+                 stack.root / "glance", *(stack.root / d for d in cloud_stack.STATE_DIRS)):
         shutil.rmtree(path, ignore_errors=True)
     for name in ("runs", "last-run.json", "summary.txt"):  # the demo's per-generation notes
         (stack.root / name).unlink(missing_ok=True)
@@ -392,16 +401,19 @@ def up(stack: Stack, say: Callable[[str], None] = print,
     t0 = time.monotonic()
     if with_uploaders and (missing := missing_parts()):
         raise StandinError("missing part: " + "; ".join(missing))
+    if problem := cloud_stack.missing():
+        raise StandinError(f"missing part: {problem}")
     check_rabbitmq()
     check_postgres()
     stack.root.mkdir(parents=True, exist_ok=True)
     stack.root.chmod(0o755)
     all_services = services(stack)
     by_name = {s.name: s for s in all_services}
-    fresh = not all(_healthy(stack, by_name[n]) for n in ("moto", "koji"))
+    fresh = not all(_healthy(stack, by_name[n])
+                    for n in ("moto", "koji", *cloud_stack.IN_MEMORY))
     if fresh:
-        say("new stack generation: AWS (moto) and Koji keep state in memory, so the demo "
-            "database, queues and downloads start empty too")
+        say("new stack generation: AWS (moto), Koji and the Azure and Google Cloud stand-ins "
+            "keep state in memory, so the demo database, queues and downloads start empty too")
         reset(stack, say)
     write_configs(stack)
     ensure_database(stack)
@@ -425,6 +437,7 @@ def up(stack: Stack, say: Callable[[str], None] = print,
         state[svc.name] = "started"
     for svc in started:
         wait_ready(stack, svc)
+    cloud_stack.after_start(stack)
     say("stack up in {:.1f}s: {}".format(
         time.monotonic() - t0, ", ".join(f"{k} {v}" for k, v in state.items())))
     return state
@@ -455,7 +468,8 @@ def status(stack: Stack) -> int:
         print(f"{svc.name:18} {'ok' if ok else 'DOWN':5} pid {pid or '-'}  log "
               f"{log_path(stack, svc.name)}")
     print(f"datagrepper {stack.datagrepper_url}  moto {stack.moto_url}  koji {stack.koji_hub}"
-          f"  web {stack.www_url}  glance " + " ".join(stack.glance_urls.values()))
+          f"  web {stack.www_url}  glance " + " ".join(stack.glance_urls.values())
+          + f"  azure {cloud_stack.gallery_url(stack)}  gce {cloud_stack.gce_url(stack)}")
     return 1 if bad else 0
 
 

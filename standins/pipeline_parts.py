@@ -17,6 +17,8 @@ PARTS = [
     ("uploader.targets.downloads", "publish_downloads", "download artifacts"),
     ("uploader.targets.aws", "publish_aws", "AWS publishing"),
     ("uploader.targets.containers", "publish_containers", "container registries"),
+    ("uploader.targets.azure", "publish_azure", "Azure Compute Gallery"),
+    ("uploader.targets.gcp", "publish_gcp", "Google Compute Engine"),
 ]
 # CLIs that started as skeletons printing "not implemented yet"
 SKELETONS = [

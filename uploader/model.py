@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -75,12 +75,15 @@ class VerifiedImage:
     """A fetched, checksum-verified image, in the shapes its targets need (their `needs`).
 
     `raw_path`: the image decompressed to a sparse raw disk (None if no target reads raw);
-    `file_path`: the verified download as fetched (None if no target reads the file).
+    `file_path`: the verified download as fetched (None if no target reads the file);
+    `streamed`: for each "stream" target that intake fed while downloading, the sink it fed
+    (a target missing here gets `raw_path` instead).
     """
 
     source: ImageSource
     raw_path: Path | None = None
     file_path: Path | None = None
+    streamed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def identity(self) -> ImageIdentity:

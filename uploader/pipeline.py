@@ -1,6 +1,8 @@
 """The uploader's one path, shared by the consumer and fedimg-upload.
 
     for each ImageSource:  fetch + verify  ->  ImageAcceptedV1  ->  every target handler at once
+                           (a "stream" target's sink is fed during the fetch; its handler
+                           finishes the job once the download is verified)
     failures of intake (or a handler that crashed) -> UploadFailedV1 with target "intake" / name
 
 Each image is independent: one bad file does not stop the others. The targets of one image run
@@ -106,8 +108,10 @@ def process_image(
         handlers = {n: h for n, h in handlers.items() if n in source.targets}
     try:
         needs = {get_target(n).needs for n in handlers}
+        streams = {n: get_target(n).stream_opener() for n in handlers
+                   if get_target(n).needs == "stream"}
         with fetched(source, config=config, clients=clients, raw=not handlers or "raw" in needs,
-                     keep_file="file" in needs) as image:
+                     keep_file="file" in needs, streams=streams) as image:
             verified = image.source
             emit(ImageAcceptedV1.from_body(verified.body(
                 targets=list(handlers), source_url=verified.url, size=verified.size,

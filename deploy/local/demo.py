@@ -6,23 +6,27 @@
    Koji stand-in (TLS client-cert login),
 3. the stand-in "builds" them (real disk images) and announces ``buildsys.task.state.change``,
 4. the stand-in's Pungi finishes two production composes of release 44 (two release candidates,
-   respins 0 and 1, each with a disk image and a container image per arch) and announces
-   ``pungi.compose.status.change``,
+   respins 0 and 1, each with a disk image, a Generic qcow2, an Azure vhdfixed.xz, a GCE tar.gz
+   and a container image per arch) and announces ``pungi.compose.status.change``,
 5. the uploader services (the real ``fedora-messaging consume`` processes, one per target) make
    AMIs in three regions of the moto server and the qcow2 + raw.tar.xz downloads of each image,
-   put each compose's Generic qcow2 into two real Glance clouds, and push each compose's
+   put each compose's Generic qcow2 into two real Glance clouds, push each compose's
    container images and manifest list to the stack's registry (deploy/local/demo_containers.py),
+   and make each compose's Azure image a gallery image version replicated to three regions and
+   its GCE image a GCE image in its family (azurite, gcp-storage-emulator and the gallery and
+   GCE stand-ins; deploy/local/demo_clouds.py),
 6. release engineering promotes the second candidate with ``fedimg-announce promote`` and QE posts
    results with ``fedimg-announce qe``,
 7. datanommer stores every message; ``fedimg-report`` rebuilds the site from datagrepper; the
-   report is checked against what AWS, the download directory and the registry really hold, and
-   the site for
+   report is checked against what AWS, the download directory, the registry, the gallery and
+   GCE really hold, and the site for
    a locator with a release, candidate, weekly and nightly section, a history page with two
    nightlies of one family, and valid feeds.
 
 It ends with the URLs of the locator, a history page and the feeds. Running it again on the same
 stack re-announces the same Koji tasks and composes (duplicate deliveries, as the bus may make)
-and must leave exactly the same AMIs and files. Every wait is bounded; a failure ends with one
+and must leave exactly the same AMIs, files, Glance images, registry tags, gallery versions and
+GCE images. Every wait is bounded; a failure ends with one
 line naming the step, and the log to read. Exit status 0 only if everything agreed.
 """
 
@@ -37,9 +41,10 @@ import sys
 import time
 from typing import Any
 
-import demo_containers  # beside this script (deploy/local/), which is sys.path[0]
+import demo_clouds  # beside this script (deploy/local/), which is sys.path[0]
+import demo_containers
 
-from standins import REPO_ROOT, StandinError
+from standins import REPO_ROOT, StandinError, cloud_stack
 from standins import local_stack as st
 from standins.amqp import pika_connection
 from standins.demo_checks import (
@@ -221,7 +226,7 @@ def wait_stored(stack: st.Stack, ids: list[str], timeout: float) -> list[dict[st
 def summary(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[str, Any]]],
             files: dict[str, Any], glance: dict[str, list[dict[str, Any]]],
             topics: collections.Counter, history_page: str | None, run_no: int, seconds: float,
-            versus: str, containers: list[str]) -> str:
+            versus: str, containers: list[str], clouds: list[str]) -> str:
     site = f"{stack.www_url}/site"
     lines = [f"fedimg demo: OK in {seconds:.0f}s (run {run_no} on this stack)", ""]
     lines.append(f"locator     {site}/index.html   ({stack.site})")
@@ -250,11 +255,13 @@ def summary(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[s
     lines.append(f"Downloads: {len(files)} files in {stack.downloads}, served at "
                  f"{stack.www_url}/downloads/")
     lines += containers
+    lines += clouds
     lines.append("Messages of this run by kind (every one stored by datanommer, served by "
                  "datagrepper; routing words left out):")
     kinds: collections.Counter = collections.Counter()
     for topic, n in topics.items():
-        kinds[re.sub(r"^(.*?\.v1(?:\.aws|\.downloads|\.openstack|\.container)?)\..*$", r"\1",
+        kinds[re.sub(r"^(.*?\.v1(?:\.aws|\.downloads|\.openstack|\.container|\.azure|\.gcp)?)"
+                     r"\..*$", r"\1",
                      topic.removeprefix(st.TOPIC_PREFIX + "."))] += n
     for kind, n in sorted(kinds.items()):
         lines.append(f"  {n:3}  {kind}")
@@ -263,7 +270,8 @@ def summary(stack: st.Stack, report: dict[str, Any], amis: dict[str, list[dict[s
     channels = collections.Counter(i.get("channel") for i in images)
     lines.append(f"Report: {len(images)} images (" + ", ".join(
         f"{n} {c}" for c, n in sorted(channels.items(), key=str)) + "); it agrees with AWS, "
-        "Glance, the download directory and the registry, and the site shows every channel.")
+        "Glance, the download directory, the registry, the Azure gallery and GCE, and the site "
+        "shows every channel.")
     lines.append(versus)
     lines.append("Stop the stack: make demo-stop   (state stays in "
                  f"{stack.root}; logs in {stack.root}/logs)")
@@ -308,7 +316,7 @@ def announce(stack: st.Stack, verb: str, name: str, *extra: str) -> str:
 def main() -> int:
     t0 = time.monotonic()
     stack = st.Stack.from_env()
-    missing = missing_parts() + [m for m in [glance_available()] if m]
+    missing = missing_parts() + [m for m in [glance_available(), cloud_stack.missing()] if m]
     if missing:
         for line in missing:
             say(f"demo: missing part: {line}")
@@ -331,8 +339,8 @@ def main() -> int:
             say(f"  {compose_id}: {', '.join(finished['files'])}")
             announced.append(finished)
 
-        say("== 5/7 uploader services: AWS (3 regions), downloads, OpenStack (2 Glance clouds) "
-            "and the registry, for each announcement")
+        say("== 5/7 uploader services: AWS (3 regions), downloads, OpenStack (2 Glance clouds), "
+            "the registry, Azure (a gallery, 3 regions) and Google Cloud, for each announcement")
         for finished in announced:
             wait_consumed(stack, finished["message_id"], UPLOAD_TIMEOUT)
             say(f"  handled {finished['topic']} {finished['message_id']}")
@@ -369,6 +377,9 @@ def main() -> int:
         site_problems, history_page = check_site(stack.site, report)
         problems += site_problems
         problems += demo_containers.check(stack, candidates, report)
+        versions = cloud_stack.gallery_versions(stack)
+        gce = cloud_stack.gce_images(stack)
+        problems += demo_clouds.check(stack, candidates, report, versions, gce)
         if not any(amis.values()):
             problems.append("AWS holds no AMI at all")
         if not files:
@@ -379,15 +390,17 @@ def main() -> int:
             for p in problems:
                 say(f"  MISMATCH: {p}")
             raise DemoFailed(f"{len(problems)} disagreement(s) between the report, the site, "
-                             "AWS, Glance, the downloads and the registry")
+                             "AWS, Glance, the downloads, the registry, Azure and GCE")
         last = stack.root / "last-run.json"
-        now = inventory(amis, files, glance, demo_containers.registry_state(stack))
+        now = {**inventory(amis, files, glance, demo_containers.registry_state(stack)),
+               **demo_clouds.inventory(versions, gce)}
         previous = json.loads(last.read_text()) if run_no > 1 and last.exists() else None
         versus = compare(previous, now, run_no)
         last.write_text(json.dumps(now))
         runs.write_text(str(run_no))
         text = summary(stack, report, amis, files, glance, topics, history_page, run_no,
-                       time.monotonic() - t0, versus, demo_containers.summary_lines(stack))
+                       time.monotonic() - t0, versus, demo_containers.summary_lines(stack),
+                       demo_clouds.summary_lines(stack, versions, gce))
         (stack.root / "summary.txt").write_text(text + "\n")
         say()
         say(text)

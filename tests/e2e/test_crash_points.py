@@ -145,3 +145,56 @@ def test_sigkill_then_restart_ends_with_one_public_ami_per_region_and_no_orphan(
                  if m.topic.startswith(f"{PREFIX}.fedimg.image.completed.v1.aws.")]
     assert completed and completed[-1].body["regions"] == amis
     assert completed[-1].body["failed_regions"] == []
+
+
+def test_sigkill_mid_stream_with_blocks_sent_then_redelivery_makes_one_snapshot(
+        pipeline: Pipeline, aws: Any, bus: Any, run_consumer: Any) -> None:
+    """The AWS target streams: blocks go to EBS while the image is still downloading. Killed
+    there (the download held halfway, a snapshot started and holding blocks), the redelivery
+    deletes that snapshot, streams again and ends with exactly one."""
+    hub = pipeline.hub
+    task_id = pipeline.new_task(RELEASE)
+    config = pipeline.uploader_config(targets=["aws"])
+    hub.stalled.clear()
+    hub.unstalled.clear()
+    hub.corrupt(image_relpath(pipeline, task_id), "stall")
+    baseline = snapshot_ids(aws)
+    ec2 = aws.direct_client("ec2", REGIONS[0])
+    ebs = aws.direct_client("ebs", REGIONS[0])
+
+    def started_with_blocks() -> list[str]:
+        snaps = [s for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+                 if s["SnapshotId"] not in baseline[REGIONS[0]]
+                 and {"Key": naming.TAG_UPLOAD, "Value": naming.UPLOAD_STARTED}
+                 in s.get("Tags", [])]
+        return [s["SnapshotId"] for s in snaps
+                if ebs.list_snapshot_blocks(SnapshotId=s["SnapshotId"]).get("Blocks")]
+
+    with run_consumer("uploader.consumer:Uploader", config, env=pipeline.env()) as first:
+        announcement = pipeline.announce(task_id)
+        wait_until(hub.stalled.is_set, FLOW_TIMEOUT, "the download to be held halfway")
+        wait_until(started_with_blocks, FLOW_TIMEOUT, "blocks sent during the download")
+        (interrupted,) = started_with_blocks()
+        first.kill(signal.SIGKILL)
+        wait_until(lambda: not first.alive(), FLOW_TIMEOUT, "the uploader to die")
+        assert consumed_line(announcement) not in first.output()
+    assert not [m for m in bus.messages() if ".fedimg.image.accepted." in m.topic]
+    hub.corrupt(image_relpath(pipeline, task_id), None)
+    hub.unstalled.set()
+
+    with run_consumer("uploader.consumer:Uploader", config, env=pipeline.env()) as second:
+        wait_consumed(second, announcement)
+
+    state = aws_state(aws, baseline)
+    ours = [s for s in state[REGIONS[0]]["snapshots"] if naming.TAG_UPLOAD in
+            {t["Key"] for t in s.get("Tags", [])}]
+    assert [s["SnapshotId"] for s in ours] != [interrupted]
+    (done,) = ours  # the interrupted one was deleted, one complete snapshot remains
+    assert {"Key": naming.TAG_UPLOAD, "Value": naming.UPLOAD_COMPLETE} in done["Tags"]
+    assert done["State"] == "completed"
+    for region, held in state.items():
+        (ami,) = held["amis"]
+        assert is_public(held["ec2"], ami) == (True, True), region
+    completed = [m for m in bus.messages()
+                 if m.topic.startswith(f"{PREFIX}.fedimg.image.completed.v1.aws.")]
+    assert completed and completed[-1].body["failed_regions"] == []

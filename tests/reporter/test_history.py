@@ -219,3 +219,61 @@ def test_rows_arriving_while_paging_cause_a_reread_not_a_gap():
     assert len(want) == 200 + 119
     assert {r["msg_id"] for r in got} == want
     assert seen["n"] > 2  # the window was read again
+
+
+@responses.activate
+def test_seconds_straddling_a_page_boundary_in_another_order_per_page_are_read_alone():
+    """datagrepper orders by time alone; PostgreSQL's top-N sort for LIMIT/OFFSET orders the rows
+    of one second differently for each page, so a second that straddles a page boundary shows
+    one row twice and another never. Modelled here: ties sorted one way for odd pages, the other
+    way for even ones. Every row still comes back exactly once, with one extra one-second window
+    per straddling second, and no re-read of the whole window."""
+    rows = _history(750, same_second=21)  # 250 fedimg rows, 7 a second: two seconds straddle
+    hist = RawHistory(rows)
+    asked = []
+
+    def cb(request):
+        query = {k: [v] for k, v in request.params.items()}
+        asked.append(query)
+        page, rpp = int(query["page"][0]), int(query["rows_per_page"][0])
+        status, first = hist.answer({**query, "page": ["1"]})
+        everything = [r for p in range(1, first["pages"] + 1)
+                      for r in hist.answer({**query, "page": [str(p)]})[1]["raw_messages"]]
+        ties = sorted(everything, key=lambda r: r["msg_id"], reverse=page % 2 == 0)
+        ordered = sorted(ties, key=lambda r: r["timestamp"])  # stable: ties keep that order
+        doc = {**first, "raw_messages": ordered[(page - 1) * rpp: page * rpp]}
+        doc["count"] = len(doc["raw_messages"])
+        return status, {}, json.dumps(doc)
+
+    responses.add_callback(responses.GET, RAW, callback=cb)
+    client = _client(concurrency=1, max_pages=10, window_days=100000, categories=("fedimg",))
+    got = client.fetch(1_600_000_000.0, 1_800_000_000.0)
+
+    want = [r for r in _wanted(rows) if ".fedimg." in r["topic"]]
+    assert [r["msg_id"] for r in got] == [r["msg_id"] for r in want]
+    # rows 100 and 101, 200 and 201 share their second: those two seconds are read alone
+    straddling = [want[99]["timestamp"], want[199]["timestamp"]]
+    assert want[100]["timestamp"] == straddling[0] and want[200]["timestamp"] == straddling[1]
+    alone = [float(q["start"][0]) for q in asked if q["start"] == q["end"]]
+    assert sorted(alone) == straddling
+    assert len(asked) == 3 + 2  # three pages once (no re-read), then each straddling second
+
+
+@responses.activate
+def test_a_repeat_outside_the_straddling_seconds_is_still_a_lie():
+    rows = _history(750, same_second=21)
+    hist = RawHistory(rows)
+
+    def cb(request):
+        query = {k: [v] for k, v in request.params.items()}
+        status, doc = hist.answer(query)
+        if query["page"][0] == "2":  # page 1's first row again, in place of page 2's last
+            _, first = hist.answer({**query, "page": ["1"]})
+            doc["raw_messages"] = [first["raw_messages"][0]] + doc["raw_messages"][:-1]
+        return status, {}, json.dumps(doc)
+
+    responses.add_callback(responses.GET, RAW, callback=cb)
+    client = _client(concurrency=1, max_pages=10, window_days=100000, categories=("fedimg",),
+                     retries=1)
+    with pytest.raises(HistoryError, match="repeats a row of page 1"):
+        client.fetch(1_600_000_000.0, 1_800_000_000.0)

@@ -145,7 +145,11 @@ def test_each_registered_target_declares_a_loadable_handler_and_its_topics():
     for name, target in TARGETS.items():
         assert target.name == name
         assert callable(target.handler())
-        assert target.needs in ("raw", "file")
+        assert target.needs in ("raw", "file", "stream")
+        # a stream target names its sink opener, and only a stream target does
+        assert (target.stream is not None) == (target.needs == "stream")
+        if target.stream is not None:
+            assert callable(target.stream_opener())
         assert set(target.messages) <= entry_points, (name, set(target.messages) - entry_points)
         # the failure and accepted schemas name targets by this pattern, not by a list
         assert re.fullmatch(UploadFailedV1.body_schema["properties"]["target"]["pattern"], name)
@@ -223,3 +227,60 @@ def test_a_cloud_section_missing_a_key_stops_the_start(name, table, key):
     cfg = parse_config({"uploader": {"targets": [name]}, name: table}, "fedimg.toml")
     with pytest.raises(ConfigError, match=rf"fedimg.toml: {key}: missing \(required\)"):
         check_config(cfg, cfg.uploader.targets)
+
+
+@pytest.mark.parametrize("compose_id, layout", [
+    ("Fedora-40-20240414.0", "40"),  # Fedora-Cloud-Base-GCE.x86_64-40-1.14.tar.gz
+    ("Fedora-41-20241024.0", "41"),  # Fedora-Cloud-Base-GCE-41-1.4.x86_64.tar.gz
+])
+def test_real_f40_f41_gce_archives_typed_docker_go_to_gcp_only(koji_hub, make_config,
+                                                               compose_id, layout):
+    """Fedora 40 and 41 list the GCE archive with productmd type docker, like their container
+    archives: the GCE archives go to the gcp target only (as tar-gz), the container archives to
+    the containers target only."""
+    import pathlib
+
+    from tests.uploader.conftest import serve_compose
+    from uploader.intake.route import find_images
+    from uploader.pipeline import make_clients
+
+    real = pathlib.Path(__file__).parents[1] / "data" / "real" / "composes"
+    images = json.loads((real / f"{compose_id}.json").read_text())["images_json"]
+    listed = {e["path"].rsplit("/", 1)[1]: (e["type"], e["subvariant"])
+              for v in images["payload"]["images"].values() for es in v.values() for e in es}
+    gce = sorted(n for n in listed if "-GCE" in n)
+    containers = sorted(n for n, t in listed.items() if t == ("docker", "Container_Base"))
+    assert len(gce) == 2 and {listed[n] for n in gce} == {("docker", "Cloud_Base")}  # real
+    assert len(containers) == 4  # x86_64, aarch64, ppc64le, s390x
+    serve_compose(koji_hub, images, f"{layout}/{compose_id}")
+    cfg = make_config(uploader={"targets": ["gcp", "containers"],
+                                "subvariants": ["Cloud_Base", "Container_Base"],
+                                "image_types": ["tar-gz", "docker"]},
+                      gcp={"project": "fedimg-test", "bucket": "fedimg-test-staging"})
+    sources = find_images(Request("compose", compose_id), config=cfg,
+                          clients=make_clients(cfg, []))
+    taken = {s.filename: (s.image_type, s.targets) for s in sources}
+    assert taken == {**{n: ("tar-gz", ("gcp",)) for n in gce},
+                     **{n: ("docker", ("containers",)) for n in containers}}
+
+    # without tar-gz wanted, the GCE archives are not wanted at all: never sent to containers
+    cfg = make_config(uploader={"targets": ["containers"], "image_types": ["docker"],
+                                "subvariants": ["Cloud_Base", "Container_Base"]})
+    sources = find_images(Request("compose", compose_id), config=cfg,
+                          clients=make_clients(cfg, []))
+    assert sorted(s.filename for s in sources) == containers
+
+
+@pytest.mark.parametrize("declared, name, want", [
+    ("docker", "Fedora-Cloud-Base-GCE-41-1.4.aarch64.tar.gz", "tar-gz"),
+    ("docker", "Fedora-Cloud-Base-GCE.x86_64-40-1.14.tar.gz", "tar-gz"),
+    ("tar-gz", "Fedora-Cloud-Base-GCE-42-1.1.x86_64.tar.gz", "tar-gz"),
+    ("docker", "Fedora-Container-Base-Generic-41-1.4.x86_64.oci.tar.xz", "docker"),
+    ("docker", "Fedora-Container-Base-41-1.4.x86_64.tar.gz", "docker"),  # no GCE word
+    ("docker", "Fedora-Cloud-Base-GCE-41-1.4.x86_64.tar.xz", "docker"),  # not a GCE archive
+    ("container", "Fedora-Cloud-Base-GCE-43-1.6.x86_64.tar.gz", "container"),
+])
+def test_only_a_docker_typed_gce_archive_is_read_as_tar_gz(declared, name, want):
+    from uploader.intake.wanted import declared_type
+
+    assert declared_type(declared, name) == want

@@ -28,7 +28,13 @@ from shared.config import Config
 from shared.errors import BadInput, shown
 from shared.images import Hint
 from uploader.intake.fetch import get_small
-from uploader.intake.wanted import recorded_sha256, recorded_size, safe_filename, wanted_identity
+from uploader.intake.wanted import (
+    declared_type,
+    recorded_sha256,
+    recorded_size,
+    safe_filename,
+    wanted_identity,
+)
 from uploader.model import Clients, ImageSource
 
 log = logging.getLogger(__name__)
@@ -118,7 +124,8 @@ def _source(image: productmd.images.Image, directory: str, compose_id: str,
     filename = parts[-1]
     hint = Hint(arch=image.arch, subvariant=image.subvariant or None, compose_id=compose_id,
                 compose_type=compose_type)
-    identity = wanted_identity(filename, image.type, hint, config, where)
+    image_type = declared_type(image.type, filename)  # F40/F41 call the GCE archive "docker"
+    identity = wanted_identity(filename, image_type, hint, config, where)
     if identity is None:
         return None
     checksums = image.checksums or {}
@@ -132,7 +139,7 @@ def _source(image: productmd.images.Image, directory: str, compose_id: str,
         identity=identity,
         filename=filename,
         url=f"{directory}/compose/{image.path}",
-        image_type=image.type,
+        image_type=image_type,
         size=recorded_size(image.size, f"{where}: {filename}"),
         sha256=sha256,
         compose_id=compose_id,

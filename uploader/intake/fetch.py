@@ -33,9 +33,9 @@ import shutil
 import subprocess
 import tempfile
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import requests
 
@@ -60,7 +60,7 @@ CHUNK = 1 << 20
 MIB = 1 << 20
 BACKOFF = 0.5  # seconds before the second attempt; doubled for each further one
 # what breaks a body mid-stream: the transport retried the request, not the reading of its body
-_CUT_OFF = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+CUT_OFF = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
 def allowed_roots(config: Config) -> tuple[str, ...]:
@@ -81,19 +81,21 @@ def check_allowed(url: str, roots: tuple[str, ...]) -> None:
         )
 
 
-def _open(http: requests.Session, url: str) -> requests.Response:
-    """GET url (streaming) through the session's policy; only a 200 or a 404 comes back."""
+def open_url(http: requests.Session, url: str,
+             headers: dict[str, str] | None = None) -> requests.Response:
+    """GET url (streaming) through the session's policy; only a 200, a 206 (partial content,
+    for a Range in `headers`) or a 404 comes back."""
     try:
         # verify passed explicitly: requests lets $REQUESTS_CA_BUNDLE override a session's
         # CA bundle (koji.serverca) unless the request names it
-        resp = http.get(url, stream=True, verify=http.verify)
+        resp = http.get(url, stream=True, verify=http.verify, headers=headers)
     except RedirectRefused as exc:
         raise VerificationFailed(str(exc)) from exc
     except requests.TooManyRedirects as exc:
         raise VerificationFailed(f"{url}: more than {MAX_REDIRECTS} redirects") from exc
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise TransientError(f"{url}: {exc.__class__.__name__}: {exc}") from exc
-    if resp.status_code in (200, 404):
+    if resp.status_code in (200, 206, 404):
         return resp
     resp.close()
     if resp.status_code in RETRY_STATUS:
@@ -101,7 +103,7 @@ def _open(http: requests.Session, url: str) -> requests.Response:
     raise BadInput(f"{url}: HTTP {resp.status_code}")
 
 
-def _until_complete(url: str, config: Config, attempt: Callable[[], T]) -> T:
+def until_complete(url: str, config: Config, attempt: Callable[[], T]) -> T:
     try:
         return retry_incomplete(attempt, what=f"fetching {url}", backoff=BACKOFF,
                                 attempts=config.uploader.fetch_retries + 1)
@@ -116,7 +118,7 @@ def get_small(
     check_allowed(url, allowed_roots(config))
 
     def attempt() -> bytes | None:
-        resp = _open(http, url)
+        resp = open_url(http, url)
         if resp.status_code == 404:
             resp.close()
             return None
@@ -126,13 +128,13 @@ def get_small(
                 data += chunk
                 if len(data) > max_bytes:
                     raise BadInput(f"{url}: larger than {max_bytes} bytes")
-        except _CUT_OFF as exc:
+        except CUT_OFF as exc:
             raise IncompleteAnswer(f"{url}: {exc.__class__.__name__}: {exc}") from exc
         finally:
             resp.close()
         return bytes(data)
 
-    return _until_complete(url, config, attempt)
+    return until_complete(url, config, attempt)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,7 +158,7 @@ def download(
     expected_sha = sha256.lower() if sha256 else None
 
     def attempt() -> Download:
-        resp = _open(http, url)
+        resp = open_url(http, url)
         if resp.status_code == 404:
             resp.close()
             raise BadInput(f"{url}: HTTP 404")
@@ -177,7 +179,7 @@ def download(
                         raise VerificationFailed(f"{url}: more than the recorded {size} bytes")
                     digest.update(chunk)
                     out.write(chunk)
-        except _CUT_OFF as exc:
+        except CUT_OFF as exc:
             raise IncompleteAnswer(f"{url}: {exc.__class__.__name__} after {got} bytes") from exc
         finally:
             resp.close()
@@ -190,7 +192,7 @@ def download(
             )
         return Download(dest, got, actual)
 
-    return _until_complete(url, config, attempt)
+    return until_complete(url, config, attempt)
 
 
 def xz_declared_size(src: Path, *, clients: Clients, timeout: int) -> int:
@@ -286,12 +288,18 @@ def _qcow2_info(src: Path, *, clients: Clients, timeout: int) -> dict:
 
 @contextlib.contextmanager
 def fetched(source: ImageSource, *, config: Config, clients: Clients,
-            raw: bool = True, keep_file: bool = False) -> Iterator[VerifiedImage]:
+            raw: bool = True, keep_file: bool = False,
+            streams: Mapping[str, Callable[..., Any]] | None = None) -> Iterator[VerifiedImage]:
     """Fetch, verify and (if `raw`) decompress one image; yield it; remove every file on exit.
 
-    `keep_file` keeps the verified download for targets that read it as fetched. The yielded
-    VerifiedImage carries a copy of `source` whose size/sha256 are the measured values of the
-    fetched (compressed) file, so messages can report them even when the source recorded none.
+    `keep_file` keeps the verified download for targets that read it as fetched. `streams`
+    maps the "stream" targets to their sink openers: an .raw.xz is then fetched, verified and
+    decompressed in one pass that feeds their sinks (uploader/intake/stream.py), the raw file
+    and the kept file being written in the same pass; any other image (or a server that does
+    not serve ranges) makes those targets read the raw file instead. Sinks still open when the
+    caller is done are aborted. The yielded VerifiedImage carries a copy of `source` whose
+    size/sha256 are the measured values of the fetched (compressed) file, so messages can report
+    them even when the source recorded none.
     """
     filename = safe_filename(source.filename)
     if filename is None:
@@ -299,33 +307,89 @@ def fetched(source: ImageSource, *, config: Config, clients: Clients,
     base = Path(config.uploader.work_dir)
     base.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="fedimg-", dir=base))
+    sinks: dict[str, Any] = {}
     try:
         (work / "src").mkdir()  # the download never shares a name with the raw file
-        got = download(clients.http, source.url, work / "src" / filename, config=config,
-                       size=source.size, sha256=source.sha256)
-        log.info("fetched %s (%d bytes, sha256 %s%s)", source.url, got.size, got.sha256,
-                 "" if source.sha256 else ", none recorded by the source")
-        raw_path = None
-        if raw:
-            raw_path = work / f"{source.identity.name}.raw"
-            to_sparse_raw(got.path, raw_path, source.image_type, clients=clients,
-                          timeout=config.uploader.decompress_timeout,
-                          max_bytes=config.uploader.max_disk_mib * MIB, keep_src=keep_file)
-        elif source.image_type == "raw-xz":  # targets read the file as fetched: size it anyway
-            check_disk_size(got.path, xz_declared_size(
-                got.path, clients=clients, timeout=config.uploader.decompress_timeout),
-                config.uploader.max_disk_mib * MIB)
-        elif source.image_type == "qcow2":  # read as fetched (Glance): the same refusals
-            try:
-                _check_qcow2(got.path, clients=clients,
-                             timeout=config.uploader.decompress_timeout,
-                             max_bytes=config.uploader.max_disk_mib * MIB)
-            except subprocess.TimeoutExpired as exc:
-                raise TransientError(f"{filename}: qemu-img info took too long") from exc
+        raw_path = work / f"{source.identity.name}.raw"
+        streamed = None
+        if streams and source.image_type == "raw-xz":
+            streamed = _fetch_streaming(source, filename, work, raw_path, config=config,
+                                        clients=clients, streams=streams, raw=raw,
+                                        keep_file=keep_file, sinks=sinks)
+        if streamed is not None:
+            got, wrote_raw = streamed
+            if not wrote_raw:
+                raw_path = None
+        else:
+            got = download(clients.http, source.url, work / "src" / filename, config=config,
+                           size=source.size, sha256=source.sha256)
+            if raw or streams:
+                to_sparse_raw(got.path, raw_path, source.image_type, clients=clients,
+                              timeout=config.uploader.decompress_timeout,
+                              max_bytes=config.uploader.max_disk_mib * MIB, keep_src=keep_file)
+            else:
+                raw_path = None
+                _check_as_fetched(got.path, source.image_type, config=config, clients=clients)
+        log.info("fetched %s (%d bytes, sha256 %s%s)%s", source.url, got.size, got.sha256,
+                 "" if source.sha256 else ", none recorded by the source",
+                 f", streamed to {', '.join(sinks)}" if sinks else "")
         if not keep_file:
             shutil.rmtree(work / "src")  # the compressed copy is no longer needed; free the disk
         verified = dataclasses.replace(source, size=got.size, sha256=got.sha256)
         yield VerifiedImage(source=verified, raw_path=raw_path,
-                            file_path=got.path if keep_file else None)
+                            file_path=got.path if keep_file else None, streamed=dict(sinks))
     finally:
+        for sink in sinks.values():  # a handler that failed before finishing it
+            sink.abort("not finished by its target")
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _check_as_fetched(path: Path, image_type: str | None, *, config: Config,
+                      clients: Clients) -> None:
+    """The size refusals for a download that targets read as fetched (no raw disk made)."""
+    if image_type == "raw-xz":
+        check_disk_size(path, xz_declared_size(
+            path, clients=clients, timeout=config.uploader.decompress_timeout),
+            config.uploader.max_disk_mib * MIB)
+    elif image_type == "qcow2":  # read as fetched (Glance): the same refusals
+        try:
+            _check_qcow2(path, clients=clients, timeout=config.uploader.decompress_timeout,
+                         max_bytes=config.uploader.max_disk_mib * MIB)
+        except subprocess.TimeoutExpired as exc:
+            raise TransientError(f"{path.name}: qemu-img info took too long") from exc
+
+
+def _fetch_streaming(source: ImageSource, filename: str, work: Path, raw_path: Path, *,
+                     config: Config, clients: Clients, streams: Mapping[str, Callable[..., Any]],
+                     raw: bool, keep_file: bool,
+                     sinks: dict[str, Any]) -> tuple[Download, bool] | None:
+    """The one-pass fetch of an .raw.xz (None if the server cannot serve its index by range):
+    the verified Download and whether the raw file was written. Opened sinks go into `sinks`."""
+    from uploader.intake import stream  # stream imports this module
+
+    disk = stream.declared_size(clients.http, source.url, work, config=config,
+                                clients=clients, size=source.size)
+    if disk is None:
+        return None
+    check_disk_size(Path(filename), disk, config.uploader.max_disk_mib * MIB)
+    for name, opener in streams.items():
+        try:
+            sink = opener(source, disk, config=config, clients=clients)
+        except Exception as exc:  # its handler reads the raw file and fails on its own terms
+            log.warning("%s: cannot stream to %s (%s); it reads the raw file", filename, name,
+                        exc)
+            raw = True
+            continue
+        if sink is not None:
+            sinks[name] = sink
+    try:
+        got = stream.stream_xz(clients.http, source.url, config=config, size=source.size,
+                               sha256=source.sha256, disk_size=disk, sinks=sinks,
+                               raw_path=raw_path if raw else None,
+                               file_path=work / "src" / filename if keep_file else None)
+    except BaseException as exc:
+        for sink in sinks.values():
+            sink.abort(str(exc) or exc.__class__.__name__)
+        sinks.clear()
+        raise
+    return got, raw

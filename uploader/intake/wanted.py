@@ -69,6 +69,21 @@ def recorded_sha256(value: object, where: str) -> str | None:
     return value.lower()
 
 
+def declared_type(image_type: str | None, filename: str) -> str | None:
+    """The image type to route by: the one a source declares, but for one known mislabel.
+
+    Fedora 40 and 41 composes list the GCE image (``Fedora-Cloud-Base-GCE-41-1.4.x86_64.tar.gz``,
+    ``Fedora-Cloud-Base-GCE.x86_64-40-1.14.tar.gz``) with productmd type ``docker``, the type of
+    the container archives beside it; from Fedora 42 on it is ``tar-gz``. A ``docker`` image
+    whose name is a GCE archive (the cloud word GCE, suffix ``.tar.gz``) is a ``tar-gz`` image;
+    every other ``docker`` image (the container archives, all ``.tar.xz``) stays ``docker``.
+    """
+    if (image_type == "docker" and filename.endswith(TYPE_SUFFIXES["tar-gz"])
+            and identify(filename).cloud == "GCE"):
+        return "tar-gz"
+    return image_type
+
+
 def image_type_of(filename: str) -> str | None:
     """Image type of a file name by suffix ("x.raw.xz" -> "raw-xz"); None if not an image."""
     best: tuple[int, str] | None = None

@@ -32,7 +32,7 @@ TARGETS: dict[str, Target] = {
         Target(name="aws", publish="uploader.targets.aws:publish_aws",
                takes=Takes(RAW_DISK_TYPES, arches=frozenset({"x86_64", "aarch64"}),
                            clouds=frozenset({"AmazonEC2", None})),
-               section="aws", needs="raw",
+               section="aws", needs="stream", stream="uploader.targets.aws.stream:open_snapshot",
                messages=("fedimg.image.published.v1.aws", "fedimg.image.completed.v1.aws"),
                cleanup="fedimg-aws-cleanup"),
         Target(name="downloads", publish="uploader.targets.downloads:publish_downloads",
@@ -87,8 +87,9 @@ def targets_for(image_type: str | None, identity: ImageIdentity,
 
 
 def needs_raw(names: list[str] | tuple[str, ...]) -> bool:
-    """Whether any of these targets reads a raw disk (so intake must decompress)."""
-    return any(get_target(n).needs == "raw" for n in names)
+    """Whether any of these targets reads a raw disk (so intake must decompress; a stream
+    target reads one when its image cannot be streamed)."""
+    return any(get_target(n).needs in ("raw", "stream") for n in names)
 
 
 def get_handler(name: str) -> TargetHandler:

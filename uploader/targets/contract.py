@@ -7,7 +7,16 @@ know about it is here, so adding a cloud edits nothing else:
 - `takes`: which images it wants (image type, arch, the cloud word of the name), decided before
   anything is fetched;
 - `needs`: the shape of the verified image its handler reads ("raw": a sparse raw disk made by
-  intake; "file": the verified download as fetched, e.g. a qcow2 for Glance or an archive);
+  intake; "file": the verified download as fetched, e.g. a qcow2 for Glance or an archive;
+  "stream": the raw disk's non-zero blocks while the download is still running, handed to the
+  sink that `stream` opens; where an image cannot be streamed, the target gets "raw" instead);
+- `stream`: for needs="stream", "module:function" opening the target's block sink,
+  `(ImageSource, raw size, *, config, clients) -> sink | None` (None: nothing to send, e.g. the
+  result exists already). A sink has `block(index, data)` (a non-zero 512 KiB block; it may
+  wait, which slows the download: backpressure), `zero()` (a zero block skipped) and
+  `abort(why)` (the download failed verification: drop everything). Intake puts the sink in
+  `VerifiedImage.streamed[name]` only once the whole download is verified; the handler
+  finishes the job from it (uploader/intake/stream.py);
 - `publish`: its handler, "module:function", imported only by processes that use the target;
   a plain function `VerifiedImage -> TargetOutcome` that emits its own messages;
 - `section`: the config section it owns (the uploader passes the whole Config; a target reads
@@ -23,13 +32,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from shared.config import Config
 from shared.errors import TargetUnavailable
 from uploader.model import TargetHandler
 
-Needs = Literal["raw", "file"]
+Needs = Literal["raw", "file", "stream"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +90,7 @@ class Target:
     messages: tuple[str, ...] = ()
     cleanup: str | None = None
     settings: str | None = None
+    stream: str | None = None
 
     def handler(self) -> TargetHandler:
         """Import and return the handler; TargetUnavailable naming what is missing."""
@@ -96,6 +107,13 @@ class Target:
                 f"target {self.name!r} is not available: {self.publish} is not defined"
             )
         return handler
+
+    def stream_opener(self) -> Callable[..., Any]:
+        """The function that opens this target's block sink (needs="stream")."""
+        if self.stream is None:
+            raise TargetUnavailable(f"target {self.name!r} streams but names no opener")
+        module_name, _, attr = self.stream.partition(":")
+        return getattr(importlib.import_module(module_name), attr)
 
     def check_settings(self, config: Config) -> None:
         """ConfigError if the section this target owns cannot be used."""

@@ -1,6 +1,7 @@
 """publish_aws: a verified raw image -> a public AMI in every configured region, one message each.
 
-    base region:  snapshot (EBS direct) -> register_image -> available
+    base region:  snapshot (EBS direct; filled during the download when intake streamed the
+                  image, see stream.py) -> register_image -> available
     every region: copy_image (bounded pool, all at once) -> available -> public -> deprecation,
                   within aws.region_deadline seconds from the moment its work starts
     messages:     AwsRegionPublishedV1 as each region becomes available, UploadFailedV1 per failed
@@ -55,7 +56,13 @@ def prepare_base(factory: ClientFactory, image: VerifiedImage, name: str) -> dic
     except ValueError as e:
         raise BadInput(f"{source.identity.name}: {e}") from None
 
+    streamed = image.streamed.get(TARGET)
+
     def make_snapshot() -> str:
+        if streamed is not None:  # filled while intake downloaded and verified the image
+            snapshot_id = streamed.complete()
+            snapshot.wait_completed(factory.ec2(aws.base_region), snapshot_id, aws)
+            return snapshot_id
         return snapshot.ensure_snapshot(
             factory, aws.base_region, image.raw_path, name, naming.image_tags(source, name),
             source.sha256, naming.description(source),

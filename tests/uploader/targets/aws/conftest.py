@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import pathlib
 
 import boto3
 import pytest
@@ -11,6 +13,7 @@ from shared.config import AwsConfig, Config
 from shared.images import identify
 from tests.uploader.targets.aws.wire import WireLog
 from uploader.model import Clients, ImageSource, VerifiedImage
+from uploader.targets.aws import blocks
 
 NIGHTLY = "Fedora-Cloud-Base-AmazonEC2-Rawhide-20261125.n.0.x86_64"
 
@@ -21,6 +24,20 @@ def make_image(raw_path, name: str = NIGHTLY, **source) -> VerifiedImage:
                       url=f"https://kojipkgs.example.org/work/{name}.raw.xz",
                       image_type="raw-xz", **{**defaults, **source})
     return VerifiedImage(source=src, raw_path=raw_path)
+
+
+def non_zero_blocks(raw: pathlib.Path) -> dict[int, bytes]:
+    """{block index: raw SHA-256} of every block of a raw disk that is not all zeros, read
+    naively (the independent expectation of what an upload must send)."""
+    found = {}
+    with open(raw, "rb") as f:
+        index = 0
+        while chunk := f.read(blocks.BLOCK_SIZE):
+            chunk = chunk.ljust(blocks.BLOCK_SIZE, b"\0")
+            if any(chunk):
+                found[index] = hashlib.sha256(chunk).digest()
+            index += 1
+    return found
 
 
 def make_config(**aws) -> Config:

@@ -12,7 +12,7 @@ import pytest
 
 from shared.errors import TargetFailed
 from shared.messages import AwsImagePublishedV1, AwsRegionPublishedV1, UploadFailedV1
-from tests.uploader.targets.aws.conftest import NIGHTLY, make_config, make_image
+from tests.uploader.targets.aws.conftest import NIGHTLY, make_config, make_image, non_zero_blocks
 from uploader.aws_clients import ClientFactory
 from uploader.targets.aws import blocks, naming, publish_aws
 from uploader.targets.aws.publish import resolve_regions
@@ -117,15 +117,7 @@ def test_public_ami_in_every_region_with_tags_and_messages(aws, run, raw_image):
 def test_snapshot_upload_sends_exactly_the_data_blocks_with_checksums(aws, run, raw_image):
     publish_aws(make_image(raw_image.path), config=make_config(regions=["us-east-1"]),
                 clients=run.clients, emit=run.messages.append)
-    # independent expectation: read the whole file naively
-    expected = {}
-    with open(raw_image.path, "rb") as f:
-        index = 0
-        while chunk := f.read(blocks.BLOCK_SIZE):
-            chunk = chunk.ljust(blocks.BLOCK_SIZE, b"\0")
-            if any(chunk):
-                expected[index] = hashlib.sha256(chunk).digest()
-            index += 1
+    expected = non_zero_blocks(raw_image.path)  # independent: read the whole file naively
     puts = run.wire.calls("PutSnapshotBlock")
     sent = {int(p.params["index"]): p for p in puts}
     assert sorted(sent) == sorted(expected) and len(puts) == len(expected)
