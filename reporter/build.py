@@ -166,6 +166,7 @@ def write(root: Path, previous: Path | None, store: Store, env: jinja2.Environme
         outputs.write_images_json(f, hist, generated,
                                   (t for (t,) in store.db.execute(
                                       "SELECT record FROM images ORDER BY key")))
+    store.set_meta(published=_identity(root / "images.json"))
     current = _current(store)
     (root / "latest.json").write_bytes(outputs.dumps(outputs.latest_json(
         current, None, "", generated, hist)))
@@ -215,6 +216,22 @@ def write(root: Path, previous: Path | None, store: Store, env: jinja2.Environme
 
 # feeds.render picks the newest entries itself; these are each channel's and all channels' newest
 _FEED_SQL = "SELECT record FROM images {where} ORDER BY arrived DESC, name DESC LIMIT {limit}"
+
+
+def _identity(path: Path) -> list[int]:
+    """What tells this file from any other: renaming the tree keeps it, rewriting changes it."""
+    st = path.stat()
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def published_by(store: Store, directory: Path) -> bool:
+    """Whether ``directory`` is the tree the store's last run published (its pages can be
+    reused); a run killed between publishing and committing, or another program writing DIR,
+    makes it not so, and every page is assembled again from the store."""
+    try:
+        return _identity(directory / "images.json") == store.meta("published")
+    except OSError:
+        return False
 
 
 def _link(previous: Path | None, root: Path, rel: str) -> bool:

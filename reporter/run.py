@@ -160,7 +160,9 @@ def _fold_and_publish(directory: Path, source: str, config: ReporterConfig, stor
     hist = outputs.history_block(state, source)
     if changes.ami_check is not None:
         hist["ami_check"] = changes.ami_check
-    previous = directory if incremental else None
+    # pages are reused only from the tree this store last published (not one a killed run, or
+    # another program, put in its place)
+    previous = directory if incremental and build.published_by(store, directory) else None
     publish_with(directory, lambda root: build.write(root, previous, store, env, changes, hist,
                                                      generated, state.last_timestamp))
     clock = _took(clock, "wrote and published the report")

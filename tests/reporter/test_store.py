@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 
 import pytest
 import responses
@@ -82,6 +83,23 @@ def test_an_incremental_run_renders_only_the_pages_of_changed_images(served, tmp
     # and what it wrote is what a full run over the same messages writes
     full = tmp_path / "full"
     assert run(full, URL, CONFIG, history=_client(), now=NOW + 120).full
+    assert site_text(out) == site_text(full)
+
+
+def test_pages_of_a_tree_the_store_did_not_publish_are_not_reused(served, tmp_path):
+    out = tmp_path / "site"
+    run(out, URL, CONFIG, history=_client(), now=NOW)
+    # another program (or an older fedimg-report) rewrites the site in place of ours
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    page = sorted(p for p in _inodes(copy) if p.startswith("history/"))[0]
+    (copy / page).write_text("not ours")
+    shutil.rmtree(out)
+    copy.rename(out)
+    run(out, URL, CONFIG, history=_client(), now=NOW + 60)  # nothing new in history
+    assert (out / page).read_text() != "not ours"
+    full = tmp_path / "full"
+    run(full, URL, CONFIG, history=_client(), now=NOW + 60)
     assert site_text(out) == site_text(full)
 
 
