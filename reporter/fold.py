@@ -216,6 +216,17 @@ def _value(regs: dict[str, list], key: str) -> Any:
     return None if reg is None else reg[2]
 
 
+def _cloud_success(reg: list | None, destination: str) -> list | None:
+    """The Azure or GCE register if it covers a failure at `destination`: the definition or
+    image or GCE family (the whole image failed) or an Azure region it is now replicated to."""
+    if reg is None:
+        return None
+    value = reg[2] or {}
+    covered = {value.get("image_definition"), value.get("image_name"), value.get("family"),
+               *(value.get("regions") or {})}
+    return reg if destination in covered else None
+
+
 def image_record(img: ImageState, holders: dict[tuple, tuple] | None = None) -> dict[str, Any]:
     """One entry of images.json (docs/report.md, "Outputs"; extra keys are additive).
 
@@ -229,6 +240,8 @@ def image_record(img: ImageState, holders: dict[tuple, tuple] | None = None) -> 
         # a target's successes are the field named after it, keyed by destination
         success = (regs.get(f["target"], {}) if f["target"] in ("aws", "downloads", "openstack")
                    else {}).get(f["destination"])
+        if f["target"] in ("azure", "gcp"):  # one register: a later success covers the failed
+            success = _cloud_success(regs.get(f["target"], {}).get(""), f["destination"])
         if success is not None and (success[0], success[1]) > (reg[0], reg[1]):
             continue  # a later success for the same destination supersedes the failure
         failures.append({**f, "at": iso(reg[0])})

@@ -8,7 +8,9 @@ every request (``RecordedApi``) so tests assert on what was really sent:
   ``IDENTITY_HEADER``), so ``DefaultAzureCredential`` gets its token through its own code;
   every ARM call must carry that token;
 - galleries (GET; POST ``/share`` to enable community sharing), image definitions (GET, PUT),
-  image versions (GET with ``$expand=ReplicationStatus``, list, PUT, DELETE);
+  image versions (GET with ``$expand=ReplicationStatus``, list, PUT, DELETE, and PATCH of their
+  target regions: a region that is added replicates, one that is removed goes, a removed region
+  that holds a replica only when the version's safetyProfile allows it);
 - long-running operations the way ARM answers them: 201/202 with ``Azure-AsyncOperation`` and
   ``Location`` headers, a status resource that is InProgress at the first poll and
   Succeeded/Failed afterwards, then the final GET of the resource.
@@ -18,7 +20,8 @@ osState, hyperVGeneration, architecture or identifier; versions whose name is no
 ``<int>.<int>.<int>``, whose source blob is not a page blob holding a fixed VHD of whole MiB (read
 from the storage emulator when its connection string is known), whose target regions leave out
 the gallery's own region, or that already exist with other properties. ``fail_regions`` makes
-replication to those regions fail (the version ends Failed, its summary says which region).
+replication to those regions fail (the version ends Failed, its summary says which region;
+regions that replicated stay Completed, as in Azure).
 
     python -m standins.azure_gallery --port 8791 --cert server.pem [--storage-connection-string S]
         [--gallery SUBSCRIPTION/RESOURCE_GROUP/NAME/LOCATION[/COMMUNITY_PUBLIC_NAME] ...]
@@ -87,6 +90,8 @@ class AzureGallery(RecordedApi):
                    self._put_version)
         self.route("DELETE", PROVIDER + r"/images/(?P<image>[^/]+)/versions/(?P<version>[^/]+)",
                    self._delete_version)
+        self.route("PATCH", PROVIDER + r"/images/(?P<image>[^/]+)/versions/(?P<version>[^/]+)",
+                   self._patch_version)
 
     def reset(self) -> None:
         with self.lock:
@@ -334,19 +339,47 @@ class AzureGallery(RecordedApi):
                 {"region": r, "state": "Replicating", "progress": 0} for r in regions]},
         }
         self.versions[key] = record
-        error = {"code": "ReplicationFailed", "message": f"replication to {', '.join(failing)} "
-                 "failed"} if failing else None
-
-        def done() -> None:
-            record["properties"]["provisioningState"] = "Failed" if failing else "Succeeded"
-            record["_replication"] = {
-                "aggregatedState": "Failed" if failing else "Completed",
-                "summary": [{"region": r, "state": "Failed" if r in failing else "Completed",
-                             "progress": 100, **({"details": "replication failed"}
-                                                 if r in failing else {})} for r in regions]}
-
+        error, done = _replicate(record, regions, failing)
         return self._lro(request, sub, location, record, 201, self._view(record, None),
                          error=error, on_done=done)
+
+    def _patch_version(self, request: Any, sub: str, rg: str, gallery: str, image: str,
+                       version: str) -> Reply:
+        record = self._version_of(sub, rg, gallery, image, version)
+        body = request.body if isinstance(request.body, dict) else {}
+        props = body.get("properties") or {}
+        if "storageProfile" in props:
+            raise _error(400, "PropertyChangeNotAllowed",
+                         "Changing property 'storageProfile' is not allowed")
+        profile = props.get("publishingProfile") or {}
+        if "targetRegions" not in profile:
+            raise _error(400, "InvalidParameter", "this stand-in only updates targetRegions")
+        targets = profile["targetRegions"] or []
+        regions = [r.get("name") for r in targets if isinstance(r, dict)]
+        if not regions or not all(isinstance(r, str) and r for r in regions):
+            raise _error(400, "InvalidParameter", "targetRegions needs region names")
+        if _norm(record["location"]) not in {_norm(r) for r in regions}:
+            raise _error(400, "InvalidParameter", "targetRegions must include the image "
+                         f"version's own region {record['location']}")
+        before = {_norm(s["region"]): s["state"] for s in record["_replication"]["summary"]}
+        removed = [r for r, state in before.items()
+                   if state == "Completed" and r not in {_norm(x) for x in regions}]
+        allowed = ((record["properties"].get("safetyProfile") or {})
+                   .get("allowDeletionOfReplicatedLocations"))
+        if removed and not allowed:
+            raise _error(400, "InvalidParameter", f"removing replicated regions {removed} needs "
+                         "safetyProfile.allowDeletionOfReplicatedLocations")
+        kept = {r for r in regions if before.get(_norm(r)) == "Completed"}
+        failing = sorted(r for r in regions if r not in kept and _norm(r) in self.fail_regions)
+        record["properties"]["publishingProfile"] = {
+            **record["properties"].get("publishingProfile", {}), "targetRegions": targets}
+        record["properties"]["provisioningState"] = "Updating"
+        record["_replication"] = {"aggregatedState": "InProgress", "summary": [
+            {"region": r, "state": "Completed" if r in kept else "Replicating",
+             "progress": 100 if r in kept else 0} for r in regions]}
+        error, done = _replicate(record, regions, failing)
+        return self._lro(request, sub, record["location"], record, 200,
+                         self._view(record, None), error=error, on_done=done)
 
     def _delete_version(self, request: Any, sub: str, rg: str, gallery: str, image: str,
                         version: str) -> Reply:
@@ -384,6 +417,24 @@ class AzureGallery(RecordedApi):
         if int.from_bytes(footer[48:56], "big") != size - 512:
             return f"source blob {uri}: the VHD footer's size is not the blob's data size"
         return None
+
+
+def _replicate(record: dict[str, Any], regions: list[str],
+               failing: list[str]) -> tuple[dict[str, Any] | None, Any]:
+    """The operation error (None if every region replicates) and what its end does to the
+    version: Failed with the failing regions Failed, else Succeeded; the others Completed."""
+    error = {"code": "ReplicationFailed", "message": f"replication to {', '.join(failing)} "
+             "failed"} if failing else None
+
+    def done() -> None:
+        record["properties"]["provisioningState"] = "Failed" if failing else "Succeeded"
+        record["_replication"] = {
+            "aggregatedState": "Failed" if failing else "Completed",
+            "summary": [{"region": r, "state": "Failed" if r in failing else "Completed",
+                         "progress": 100, **({"details": "replication failed"}
+                                             if r in failing else {})} for r in regions]}
+
+    return error, done
 
 
 def _norm(region: str | None) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import socket
 import sys
 from typing import TYPE_CHECKING, Any
@@ -148,17 +149,25 @@ def _answers(url: str, **kwargs: Any) -> bool:
     return requests.get(url, timeout=HTTP_TIMEOUT, **kwargs).status_code < 500
 
 
+def _node_script() -> list[str]:
+    """node and azurite-blob's script, run directly: through its ``#!/usr/bin/env node`` line the
+    process's command line changes from env's to node's after it is recorded, and the stack
+    would take the running azurite for a dead one. The path even where it is missing: `down`
+    must still find a stack's processes."""
+    script = pathlib.Path(os.environ.get("AZURITE_BLOB") or AZURITE_BLOB)
+    return [shutil.which("node") or "node", str(script.resolve())]
+
+
 def services(stack: Stack, env: dict[str, str]) -> list[Service]:
     py = sys.executable
     venv = pathlib.Path(sys.executable).parent
     workspace = stack.root / "azurite"  # made by prepare (a new generation deletes it)
     gallery = "/".join([SUBSCRIPTION, RESOURCE_GROUP, GALLERY, GALLERY_LOCATION, PUBLIC_NAME])
     return [
-        # the path even where it is missing: `down` must still find a stack's processes
-        Service("azurite", [os.environ.get("AZURITE_BLOB") or str(AZURITE_BLOB), "--blobHost",
-                            "127.0.0.1", "--blobPort", str(azurite_port(stack)), "--location",
-                            str(workspace), "--skipApiVersionCheck", "--loose",
-                            "--disableTelemetry", "--silent"], env,
+        Service("azurite", [*_node_script(), "--blobHost", "127.0.0.1", "--blobPort",
+                            str(azurite_port(stack)), "--location", str(workspace),
+                            "--skipApiVersionCheck", "--loose", "--disableTelemetry",
+                            "--silent"], env,
                 lambda s, _: _listening(azurite_port(s)), cwd=stack.root),
         Service("azure-gallery", [py, "-m", "standins.azure_gallery", "--port",
                                   str(stack.port + 9), "--cert", str(_pki(stack) / "server.pem"),
@@ -226,6 +235,8 @@ def missing() -> str | None:
         azurite_blob()
     except Exception as exc:
         return str(exc)
+    if shutil.which("node") is None:
+        return "node is not on PATH (azurite runs on it): make system"
     return None if os.access(pathlib.Path(sys.executable).parent / "gcp-storage-emulator",
                              os.X_OK) else "gcp-storage-emulator is not in the venv: make venv"
 

@@ -115,3 +115,34 @@ def test_rawhide_page_shows_our_azure_regions_and_gce_image(rendered):
                f'{rid}</code>' in text
     assert f'data-copy="{GcpImagePublishedV1.example["image_name"]}"' in text
     assert '<code class="gce-family">fedora-cloud-rawhide-nightly</code>' in text
+
+
+def test_a_later_azure_or_gce_success_covers_the_failures_it_fixed():
+    """A region that failed to replicate (destination = the region), then a redelivery that
+    replicated there; a whole-image failure (destination = definition or GCE image) followed by
+    a success; a region still missing after the last success stays a failure."""
+    azure = copy.deepcopy(AzureImagePublishedV1.example)
+    gce = copy.deepcopy(GcpImagePublishedV1.example)
+    partial = {**azure, "regions": {r: v for r, v in azure["regions"].items() if r == "eastus"}}
+
+    def failed(body, target, destination):
+        keep = ("name", "release", "subvariant", "arch", "channel", "source")
+        return {**{k: body[k] for k in keep if k in body}, "target": target,
+                "destination": destination, "error": "replication failed", "kind": "cloud",
+                "retryable": True}
+
+    def at(seconds):
+        return T0 + dt.timedelta(seconds=seconds)
+
+    topic = {"azure": PROD + AzureImagePublishedV1.from_body(azure).topic,
+             "gcp": PROD + GcpImagePublishedV1.from_body(gce).topic}
+    fail_topic = PROD + "fedimg.image.failed.v1.azure.westeurope"
+    specs = [(fail_topic, failed(azure, "azure", "westeurope"), at(1)),
+             (fail_topic, failed(azure, "azure", "northeurope"), at(1)),
+             (topic["azure"], partial, at(2)),  # the first run: eastus only
+             (topic["azure"], azure, at(3)),  # the redelivery: westeurope too
+             (PROD + "fedimg.image.failed.v1.gcp.x", failed(gce, "gcp", gce["family"]), at(4)),
+             (topic["gcp"], gce, at(5))]
+    records = {r["name"]: r for r in image_records(fold(as_rows(specs)))}
+    assert [f["destination"] for f in records[azure["name"]]["failures"]] == ["northeurope"]
+    assert records[gce["name"]]["failures"] == []

@@ -1,7 +1,10 @@
 """The gallery side: image definition (made if missing), community sharing, the image version.
 
-Long-running ARM calls are the SDK's pollers, waited for at most azure.operation_timeout; a
-version whose creation or replication failed is deleted, so no half version stays.
+Long-running ARM calls are the SDK's pollers, waited for at most azure.operation_timeout.
+A version whose replication failed in some regions but Completed in its own region is kept
+there: its target regions are cut to those that Completed (then it is Succeeded, usable where it
+is), and a later run adds the others back (``add_missing``) without uploading again. A version
+that failed otherwise (its own region, its source) is deleted, so no half version stays.
 """
 
 from __future__ import annotations
@@ -91,12 +94,20 @@ def ensure_definition(ac: AzureClients, azure: AzureConfig, source: ImageSource,
     return name
 
 
+def target_regions(azure: AzureConfig, location: str) -> list[str]:
+    """Where a version is replicated: the gallery's own region first, then the configured ones."""
+    return list(dict.fromkeys([location, *azure.regions]))
+
+
+def _targets(azure: AzureConfig, regions: list[str]) -> list[dict[str, Any]]:
+    return [{"name": r, "regionalReplicaCount": azure.replica_count,
+             "storageAccountType": azure.storage_account_type} for r in regions]
+
+
 def version_body(source: ImageSource, azure: AzureConfig, location: str, blob_url: str,
                  account_id: str, now: datetime.datetime) -> dict[str, Any]:
-    regions = list(dict.fromkeys([location, *azure.regions]))
     profile: dict[str, Any] = {
-        "targetRegions": [{"name": r, "regionalReplicaCount": azure.replica_count,
-                           "storageAccountType": azure.storage_account_type} for r in regions],
+        "targetRegions": _targets(azure, target_regions(azure, location)),
         "replicaCount": azure.replica_count,
         "excludeFromLatest": False,
     }
@@ -135,8 +146,9 @@ def delete_version(ac: AzureClients, azure: AzureConfig, definition: str, versio
 
 
 def find_own(ac: AzureClients, azure: AzureConfig, source: ImageSource, definition: str,
-             version: str) -> dict[str, Any] | None:
-    """Our Succeeded version for `source`; waits for one being created; a Failed one is deleted.
+             version: str, location: str) -> dict[str, Any] | None:
+    """Our Succeeded version for `source`; waits for one being created; a Failed one is kept
+    where it replicated (see the module docstring) or else deleted.
 
     CloudError if a version of that name was made from other bytes: never replaced silently."""
     deadline = time.monotonic() + azure.operation_timeout
@@ -152,6 +164,9 @@ def find_own(ac: AzureClients, azure: AzureConfig, source: ImageSource, definiti
         if state == "Succeeded":
             return found
         if state == "Failed":
+            kept = keep_replicated(ac, azure, definition, version, found, location)
+            if kept is not None:
+                return kept
             log.info("%s/%s: deleting the Failed version of an earlier run", definition, version)
             delete_version(ac, azure, definition, version)
             return None
@@ -163,7 +178,8 @@ def find_own(ac: AzureClients, azure: AzureConfig, source: ImageSource, definiti
 
 def create_version(ac: AzureClients, azure: AzureConfig, definition: str, version: str,
                    body: dict[str, Any]) -> dict[str, Any]:
-    """Create and replicate; on failure the version is deleted and the failed regions named."""
+    """Create and replicate; a version that failed is kept where it replicated (see the module
+    docstring) or else deleted, naming the failed regions."""
     from azure.core.exceptions import HttpResponseError
 
     try:
@@ -173,6 +189,9 @@ def create_version(ac: AzureClients, azure: AzureConfig, definition: str, versio
     except HttpResponseError as exc:
         found = get_version(ac, azure, definition, version)
         failed = failed_regions(found) if found else []
+        kept = found and keep_replicated(ac, azure, definition, version, found, body["location"])
+        if kept:
+            return kept
         if found is not None:
             delete_version(ac, azure, definition, version)
         where = f" (replication failed in {', '.join(failed)})" if failed else ""
@@ -183,6 +202,75 @@ def create_version(ac: AzureClients, azure: AzureConfig, definition: str, versio
         raise CloudError(f"image version {definition}/{version} not Succeeded after creation")
     log.info("%s/%s: created and replicated", definition, version)
     return found
+
+
+def set_regions(ac: AzureClients, azure: AzureConfig, definition: str, version: str,
+                regions: list[str]) -> None:
+    """Update the version's target regions (PATCH): new ones replicate, dropped ones go."""
+    body = {"properties": {"publishingProfile": {"targetRegions": _targets(azure, regions)}}}
+    finish(ac.compute.gallery_image_versions.begin_update(
+        azure.resource_group, azure.gallery, definition, version, body),
+        azure, f"setting the regions of {definition}/{version} to {', '.join(regions)}")
+
+
+def keep_replicated(ac: AzureClients, azure: AzureConfig, definition: str, version: str,
+                    found: dict[str, Any], location: str) -> dict[str, Any] | None:
+    """The Failed version `found`, cut to the regions where it Completed and so Succeeded
+    there; None when it cannot be kept (its own region did not replicate, or the cut failed)."""
+    from azure.core.exceptions import HttpResponseError
+
+    done = replicated_regions(found)
+    if _norm(location) not in {_norm(r) for r in done}:
+        return None
+    try:
+        set_regions(ac, azure, definition, version, done)
+    except HttpResponseError as exc:
+        log.warning("%s/%s: could not keep it in %s: %s", definition, version, ", ".join(done),
+                    exc.message or exc)
+        return None
+    after = get_version(ac, azure, definition, version)
+    if after is None or after.get("properties", {}).get("provisioningState") != "Succeeded":
+        return None
+    log.warning("%s/%s: replication failed in %s; kept in %s", definition, version,
+                ", ".join(failed_regions(found)) or "some regions", ", ".join(done))
+    return after
+
+
+def add_missing(ac: AzureClients, azure: AzureConfig, definition: str, version: str,
+                found: dict[str, Any], location: str) -> dict[str, Any]:
+    """`found` (Succeeded) with every configured region it lacks added; where one fails again,
+    the version is kept where it is replicated (the caller sees the regions missing)."""
+    from azure.core.exceptions import HttpResponseError
+
+    wanted = target_regions(azure, location)
+    if not missing_regions(found, wanted):
+        return found
+    log.info("%s/%s: replicating to %s too", definition, version,
+             ", ".join(missing_regions(found, wanted)))
+    try:
+        set_regions(ac, azure, definition, version, wanted)
+    except HttpResponseError:
+        failed = get_version(ac, azure, definition, version)
+        kept = failed and keep_replicated(ac, azure, definition, version, failed, location)
+        if not kept:
+            raise
+        return kept
+    after = get_version(ac, azure, definition, version)
+    if after is None or after.get("properties", {}).get("provisioningState") != "Succeeded":
+        raise CloudError(f"image version {definition}/{version} not Succeeded after adding "
+                         "regions")
+    return after
+
+
+def missing_regions(found: dict[str, Any], wanted: list[str]) -> list[str]:
+    """The regions of `wanted` where `found` is not (yet) replicated."""
+    done = {_norm(r) for r in replicated_regions(found)}
+    return [r for r in wanted if _norm(r) not in done]
+
+
+def _norm(region: str) -> str:
+    # ARM answers with display names ("East US 2") where it was sent "eastus2"
+    return region.replace(" ", "").lower()
 
 
 def replicated_regions(found: dict[str, Any]) -> list[str]:

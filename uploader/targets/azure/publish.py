@@ -4,7 +4,8 @@
                  -> image definition (made if missing) -> image version from the blob,
                     replicated to the gallery's region + azure.regions, end of life for nightlies
                  -> community sharing (if configured) -> staging blob deleted
-    messages: AzureImagePublishedV1 once the version is usable; UploadFailedV1 if not
+    messages: AzureImagePublishedV1 once the version is usable; UploadFailedV1 if not, or
+              one per region it could not replicate to (kept where it did; retried)
 
 Stateless: the version is found by its name and its fedimg-sha256 tag, the staging blob by its
 name and metadata, so a redelivery of a finished image uploads and creates nothing, and a run
@@ -17,7 +18,7 @@ import datetime
 import logging
 
 from shared.config import Config
-from shared.errors import BadInput, TargetFailed
+from shared.errors import BadInput, CloudTransient, TargetFailed
 from shared.messages import AzureImagePublishedV1
 from uploader.failures import announce_failure
 from uploader.model import Clients, Emit, TargetOutcome, VerifiedImage
@@ -56,7 +57,7 @@ def publish_azure(
         location = info["location"]
         public_name = gallery.ensure_sharing(ac, azure, info)
         gallery.ensure_definition(ac, azure, source, location)
-        found = gallery.find_own(ac, azure, source, definition, version)
+        found = gallery.find_own(ac, azure, source, definition, version, location)
         if found is None:
             if not ac.container.exists():
                 ac.container.create_container()
@@ -68,6 +69,7 @@ def publish_azure(
         else:
             log.info("%s/%s: found the version made from this image; nothing to upload",
                      definition, version)
+            found = gallery.add_missing(ac, azure, definition, version, found, location)
         _remove_blob(blob)
     except Exception as e:
         error = azure_error(e)
@@ -83,6 +85,14 @@ def publish_azure(
     community_id = (f"/CommunityGalleries/{public_name}/Images/{definition}/Versions/{version}"
                     if public_name else None)
     regions = gallery.replicated_regions(found)
+    for region in gallery.missing_regions(found, gallery.target_regions(azure, location)):
+        # the version is usable where it replicated; a redelivery adds this region
+        error = CloudTransient(f"replication of {definition}/{version} to {region} failed; "
+                               f"the version is kept in {', '.join(regions)}")
+        announce_failure(emit, source, target=TARGET, destination=region, error=error,
+                         context=source.identity.name)
+        outcome.failed.append(region)
+        outcome.retryable.append(region)
     emit(AzureImagePublishedV1.from_body(source.body(
         gallery=azure.gallery, image_definition_name=definition, image_version_name=version,
         image_resource_id=resource_id, community_resource_id=community_id,

@@ -133,8 +133,64 @@ def test_release_definition_and_private_sharing(azure, azure_vhd):
     assert set(messages[0].body["regions"].values()) == {messages[0].body["image_resource_id"]}
 
 
-def test_failed_replication_leaves_no_version_and_is_announced(azure, azure_vhd):
+def test_a_region_that_fails_to_replicate_is_announced_and_the_version_kept_elsewhere(
+        azure, azure_vhd):
     azure.gallery.fail_regions.add("westeurope")
+    messages = []
+    outcome = publish(azure, make_image(azure_vhd), messages)
+    # usable where it replicated: cut to those regions (a PATCH), Succeeded, announced there
+    assert (outcome.published, outcome.failed, outcome.retryable) == (
+        [DEFINITION], ["westeurope"], ["westeurope"])
+    version = azure.versions()[f"{DEFINITION}/{VERSION}"]
+    assert version["properties"]["provisioningState"] == "Succeeded"
+    assert {s["region"]: s["state"] for s in version["_replication"]["summary"]} == {
+        "eastus": "Completed", "eastus2": "Completed"}
+    (patch,) = azure.gallery.calls("PATCH", r".*/versions/[^/]+")
+    assert [r["name"] for r in patch.body["properties"]["publishingProfile"]["targetRegions"]] \
+        == ["eastus", "eastus2"]
+    failure, published = messages
+    assert isinstance(failure, UploadFailedV1) and isinstance(published, AzureImagePublishedV1)
+    failure.validate()
+    published.validate()
+    assert failure.body["target"] == "azure" and failure.body["destination"] == "westeurope"
+    assert failure.body["retryable"] is True
+    assert sorted(published.body["regions"]) == ["eastus", "eastus2"]
+    assert azure.blobs() == []
+
+    # a redelivery once the region is back: the region is added, nothing uploaded or made again
+    azure.gallery.fail_regions.clear()
+    azure.gallery.forget_requests()
+    again = []
+    assert publish(azure, make_image(azure_vhd), again).ok
+    assert azure.gallery.calls("PUT", r".*") == []
+    (patch,) = azure.gallery.calls("PATCH", r".*/versions/[^/]+")
+    assert [r["name"] for r in patch.body["properties"]["publishingProfile"]["targetRegions"]] \
+        == ["eastus", "eastus2", "westeurope"]
+    version = azure.versions()[f"{DEFINITION}/{VERSION}"]
+    assert {s["region"]: s["state"] for s in version["_replication"]["summary"]} == {
+        "eastus": "Completed", "eastus2": "Completed", "westeurope": "Completed"}
+    (published,) = again
+    assert sorted(published.body["regions"]) == ["eastus", "eastus2", "westeurope"]
+    assert azure.blobs() == []
+
+
+def test_a_region_that_fails_again_stays_announced_and_the_version_stays_where_it_was(
+        azure, azure_vhd):
+    azure.gallery.fail_regions.add("westeurope")
+    publish(azure, make_image(azure_vhd), [])
+    again = []
+    outcome = publish(azure, make_image(azure_vhd), again)
+    assert (outcome.failed, outcome.retryable) == (["westeurope"], ["westeurope"])
+    version = azure.versions()[f"{DEFINITION}/{VERSION}"]
+    assert version["properties"]["provisioningState"] == "Succeeded"
+    assert sorted(s["region"] for s in version["_replication"]["summary"]) == [
+        "eastus", "eastus2"]
+    assert [type(m).__name__ for m in again] == ["UploadFailedV1", "AzureImagePublishedV1"]
+
+
+def test_failed_replication_in_the_gallery_region_leaves_no_version_and_is_announced(
+        azure, azure_vhd):
+    azure.gallery.fail_regions.add(LOCATION)  # the version's own region: nothing to keep
     messages = []
     with pytest.raises(TargetFailed) as failed:
         publish(azure, make_image(azure_vhd), messages)
@@ -144,7 +200,7 @@ def test_failed_replication_leaves_no_version_and_is_announced(azure, azure_vhd)
     assert isinstance(failure, UploadFailedV1)
     failure.validate()
     assert failure.body["target"] == "azure" and failure.body["destination"] == DEFINITION
-    assert "westeurope" in failure.body["error"]
+    assert LOCATION in failure.body["error"]
 
 
 def test_the_version_targets_the_gallery_region_first(azure, azure_vhd):
