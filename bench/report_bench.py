@@ -161,7 +161,7 @@ def serve(n: int, now: float) -> None:
     start = 1388620800.0  # 2014-01-02
     base = list(synthetic_history.rows(n, start, now - 3600 - start))
     history = RawHistory(base)
-    with EmulatorServer(history) as server:
+    with EmulatorServer(history, keep_alive=True) as server:
         print(server.url, flush=True)
         for line in sys.stdin:
             word, *k = line.split()
@@ -171,9 +171,9 @@ def serve(n: int, now: float) -> None:
             print("ok", flush=True)
 
 
-def _run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MiB, last output line) of one reporter run (wait4 gives the
-    peak RSS of exactly this child)."""
+def _run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
+    """(wall seconds, peak RSS MiB, CPU seconds, last output line) of one reporter run (wait4
+    gives the peak RSS and CPU time of exactly this child)."""
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True,
@@ -186,7 +186,8 @@ def _run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.read()[-2000:]}")
         lines = out.read().strip().splitlines()
-    return wall, usage.ru_maxrss / 1024, lines[-1] if lines else ""
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, usage.ru_maxrss / 1024, cpu, lines[-1] if lines else ""
 
 
 def _old_tree(rev: str, into: pathlib.Path) -> pathlib.Path:
@@ -208,7 +209,8 @@ def bench_scale(n: int, new: int, old_rev: str | None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             ways = [("new (state store)", REPO)]
             if old_rev:
-                old = _old_tree(old_rev, pathlib.Path(tmp))
+                old = (pathlib.Path(old_rev) if pathlib.Path(old_rev).is_dir()
+                       else _old_tree(old_rev, pathlib.Path(tmp)))
                 ways.append((f"old ({old_rev}, full reload)", old))
             results = []
             for label, code in ways:
@@ -227,14 +229,15 @@ def bench_scale(n: int, new: int, old_rev: str | None) -> None:
                 server.stdin.write("reset\n")
                 server.stdin.flush()
                 server.stdout.readline()
-            print(f"scale: {n} messages, then {new} new (report: fedimg-report as a child "
-                  "process; wall time, peak RSS of that process)")
+            print(f"scale: {n} messages, then {new} new (fedimg-report as a child process: "
+                  f"wall time, its CPU time and peak RSS; load average before: "
+                  f"{' '.join(f'{x:.1f}' for x in os.getloadavg())})")
             for label, full, inc, size in results:
-                print(f"  {label}: full {full[0]:.1f} s, {full[1]:.0f} MiB peak, "
-                      f"{size / 1e6:.0f} MB written | incremental {inc[0]:.1f} s, "
-                      f"{inc[1]:.0f} MiB peak")
-                print(f"    full: {full[2]}")
-                print(f"    incremental: {inc[2]}")
+                print(f"  {label}: full {full[0]:.1f} s ({full[2]:.1f} s CPU), {full[1]:.0f} MiB "
+                      f"peak, {size / 1e6:.0f} MB written | incremental {inc[0]:.1f} s "
+                      f"({inc[2]:.1f} s CPU), {inc[1]:.0f} MiB peak")
+                print(f"    full: {full[3]}")
+                print(f"    incremental: {inc[3]}")
             print("  targets: full <= 120 s and <= 1024 MiB; incremental <= 5 s and <= 300 MiB")
     finally:
         server.stdin.close()
@@ -248,7 +251,9 @@ def main() -> None:
     ap.add_argument("--new", type=int, default=10)
     ap.add_argument("--scale", type=int, default=0, help="messages of the scale runs (0: none)")
     ap.add_argument("--scale-new", type=int, default=100)
-    ap.add_argument("--old-rev", default=OLD_REV, help="the reporter to compare with ('' = none)")
+    ap.add_argument("--old-rev", default=OLD_REV, help="the reporter to compare with: a git "
+                    "revision of this repository, or a directory holding its reporter/ and "
+                    "shared/ ('' = none)")
     ap.add_argument("--scale-only", action="store_true", help="skip the fold and requests parts")
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the emulator's own process
     ap.add_argument("--now", type=float, help=argparse.SUPPRESS)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,9 +66,13 @@ def _holders(store: Store, touched: set[str], everything: bool) -> tuple[dict, s
     moved = {w for w in holders.keys() | old.keys() if holders.get(w) != old.get(w)}
     affected = set()
     for key, image_regs in regs.items():
-        for reg_key, (_, _, value) in image_regs.items():
+        for reg_key, reg in image_regs.items():
+            value = reg[2]
+            # an image's record changes when a tag it claims comes to or leaves its list
             if reg_key.endswith(" list") and any(
-                    (value["registry"], value["repository"], t) in moved for t in value["tags"]):
+                    containers.holds(reg, t, holders) != containers.holds(reg, t, old)
+                    for t in value["tags"]
+                    if (value["registry"], value["repository"], t) in moved):
                 affected.add(key)
     store.set_meta(holders=sorted([list(w), [list(c[0]), c[1]]] for w, c in holders.items()))
     return holders, affected
@@ -114,12 +118,13 @@ def _keep(store: Store, env: jinja2.Environment, key: str, rec: dict, show: dict
     store.db.execute(
         "UPDATE images SET record = ?, name = ?, release = ?, subvariant = ?, arch = ?, "
         "channel = ?, cloud = ?, first_seen = ?, updated = ?, arrived = ?, reads = ?, "
-        "family = ?, regions = ?, card = ?, row = NULL, row_regions = NULL, product = ?, "
+        "family = ?, regions = ?, amis = ?, card = ?, row = ?, product = ?, "
         "sbase = ?, aws_version = ?, dl_version = ? WHERE key = ?",
         (_dump(rec), show["name"], show["release"], show["subvariant"], show["arch"],
          show["channel"], show["cloud"], show["first_seen"], show["updated"],
          feeds.arrived(show), int(reads), site.family_page(site.family_key(show)),
-         _dump(sorted(show["aws"])), site.card(env, show),
+         _dump(sorted(show["aws"])), _dump(site.row_amis(show)), site.card(env, show),
+         site.history_row(env, show),
          versions and versions[0], versions and _dump(versions[1]),
          versions and versions[2] and _dump(versions[2]),
          versions and versions[3] and _dump(versions[3]), key))
@@ -161,6 +166,7 @@ def write(root: Path, previous: Path | None, store: Store, env: jinja2.Environme
         outputs.write_images_json(f, hist, generated,
                                   (t for (t,) in store.db.execute(
                                       "SELECT record FROM images ORDER BY key")))
+    store.set_meta(published=_identity(root / "images.json"))
     current = _current(store)
     (root / "latest.json").write_bytes(outputs.dumps(outputs.latest_json(
         current, None, "", generated, hist)))
@@ -173,10 +179,14 @@ def write(root: Path, previous: Path | None, store: Store, env: jinja2.Environme
     frame = site.common(releases, hist, generated)
     (root / "index.html").write_bytes(site.index_page(env, frame, current))
     fresh = changes.everything or nav_changed or previous is None
+    rendered = linked = 0
 
     for release in releases:
         page = site._page(release)
-        if fresh or release in changes.releases or not _link(previous, root, page):
+        if not (fresh or release in changes.releases) and _link(previous, root, page):
+            linked += 1
+        else:
+            rendered += 1
             with text(page) as f:
                 channels = {c for (c,) in store.db.execute(
                     "SELECT DISTINCT channel FROM images WHERE release = ?", (release,))}
@@ -185,9 +195,13 @@ def write(root: Path, previous: Path | None, store: Store, env: jinja2.Environme
 
     for (page,) in store.db.execute(
             "SELECT DISTINCT family FROM images WHERE family IS NOT NULL").fetchall():
-        if fresh or page in changes.families or not _link(previous, root, page):
+        if not (fresh or page in changes.families) and _link(previous, root, page):
+            linked += 1
+        else:
+            rendered += 1
             with text(page) as f:
                 _history(f, store, env, frame, page)
+    log.info("release and history pages: %d rendered, %d unchanged (linked)", rendered, linked)
 
     newest = _records(store, _FEED_SQL.format(where="", limit=feeds.MAX_ENTRIES))
     for channel in CHANNELS:
@@ -202,6 +216,22 @@ def write(root: Path, previous: Path | None, store: Store, env: jinja2.Environme
 
 # feeds.render picks the newest entries itself; these are each channel's and all channels' newest
 _FEED_SQL = "SELECT record FROM images {where} ORDER BY arrived DESC, name DESC LIMIT {limit}"
+
+
+def _identity(path: Path) -> list[int]:
+    """What tells this file from any other: renaming the tree keeps it, rewriting changes it."""
+    st = path.stat()
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def published_by(store: Store, directory: Path) -> bool:
+    """Whether ``directory`` is the tree the store's last run published (its pages can be
+    reused); a run killed between publishing and committing, or another program writing DIR,
+    makes it not so, and every page is assembled again from the store."""
+    try:
+        return _identity(directory / "images.json") == store.meta("published")
+    except OSError:
+        return False
 
 
 def _link(previous: Path | None, root: Path, rel: str) -> bool:
@@ -225,35 +255,17 @@ def _cards(store: Store, release: str, channel: str | None) -> Iterator[str]:
 
 def _history(out: Any, store: Store, env: jinja2.Environment, frame: dict, page: str) -> None:
     members = store.db.execute(
-        "SELECT key, reads, channel, regions, row_regions, first_seen FROM images "
+        "SELECT key, reads, channel, regions, first_seen FROM images "
         "WHERE family = ? ORDER BY first_seen DESC, updated DESC, name DESC", (page,)).fetchall()
     regions = sorted({r for m in members for r in json.loads(m[3])})
-    sig = _dump(regions)
     newest = next((m[0] for m in members if m[1] and m[2] is not None), None)
     [sample] = _records(store, "SELECT record FROM images WHERE key = ?", (members[0][0],))
-    family = site.family_meta(site.family_key(sample), regions, len(members), members[-1][5],
-                              members[0][5])
-    stale = [m[0] for m in members if m[0] != newest and m[4] != sig]
-    for at in range(0, len(stale), CHUNK):
-        keys = stale[at:at + CHUNK]
-        marks = ",".join("?" * len(keys))
-        recs = _records(store, f"SELECT record FROM images WHERE key IN ({marks}) ORDER BY key",
-                        tuple(sorted(keys)))
-        store.db.executemany("UPDATE images SET row = ?, row_regions = ? WHERE key = ?",
-                             [(site.history_row(env, r, regions, False), sig, k)
-                              for k, r in zip(sorted(keys), recs, strict=True)])
-
-    def rows() -> Iterable[str]:
-        for key, row in store.db.execute(
-                "SELECT key, row FROM images WHERE family = ? "
-                "ORDER BY first_seen DESC, updated DESC, name DESC", (page,)):
-            if key == newest:
-                [rec] = _records(store, "SELECT record FROM images WHERE key = ?", (key,))
-                yield site.history_row(env, rec, regions, True)
-            else:
-                yield row
-
+    family = site.family_meta(site.family_key(sample), regions, len(members), members[-1][4],
+                              members[0][4])
+    order = "ORDER BY first_seen DESC, updated DESC, name DESC"
+    rows = (site.place_row(row, json.loads(amis), regions, key == newest)
+            for key, row, amis in store.db.execute(
+                f"SELECT key, row, amis FROM images WHERE family = ? {order}", (page,)))
     cards = (c for (c,) in store.db.execute(
-        "SELECT card FROM images WHERE family = ? ORDER BY first_seen DESC, updated DESC, "
-        "name DESC", (page,)))
-    site.history_page(out, env, frame, family, rows(), cards)
+        f"SELECT card FROM images WHERE family = ? {order}", (page,)))
+    site.history_page(out, env, frame, family, rows, cards)

@@ -116,7 +116,8 @@ def tag_holders(images: Iterable[dict[str, list]]) -> dict[tuple, tuple]:
     return holders
 
 
-def _holds(reg: list, tag: str, holders: dict[tuple, tuple]) -> bool:
+def holds(reg: list, tag: str, holders: dict[tuple, tuple]) -> bool:
+    """Whether the list register ``reg`` shows ``tag`` now (see tag_holders)."""
     ts, msg_id, value = reg
     holder = holders.get((value["registry"], value["repository"], tag))
     if holder is None:
@@ -137,5 +138,5 @@ def records(regs: dict[str, list], holders: dict[tuple, tuple]) -> list[dict]:
             entry.update(reference=value["reference"], digest=value["digest"])
         else:
             entry["manifest_list"] = value["manifest_list"]
-            entry["tags"] = [t for t in value["tags"] if _holds(reg, t, holders)]
+            entry["tags"] = [t for t in value["tags"] if holds(reg, t, holders)]
     return [by_registry[r] for r in sorted(by_registry)]

@@ -139,7 +139,10 @@ def walk(
                 for fut in done:
                     w, page, attempt = pending.pop(fut)
                     data = fut.result()  # HistoryError propagates: the run fails
-                    while later:
+                    # A new window starts only while few requests are under way: the rows
+                    # of windows read ahead of the fold wait in memory (a whole history, when
+                    # datagrepper answers faster than the fold runs).
+                    while later and len(pending) < concurrency:
                         ask(later.pop(0), 1, False)
                     st = states[w]
                     if attempt != st.attempt:

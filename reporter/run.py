@@ -29,7 +29,7 @@ from shared.errors import RunError
 log = logging.getLogger(__name__)
 
 OLD_STATE_FILE = "state.json"  # where an earlier version kept the state, inside DIR
-CACHE = 20_000  # images a run keeps in memory while folding; the rest wait in the store
+CACHE = 5_000  # images a run keeps in memory while folding; the rest wait in the store
 
 
 @dataclass
@@ -141,6 +141,7 @@ def _fold_and_publish(directory: Path, source: str, config: ReporterConfig, stor
     log.info("%s run: reading %s from %s to %s", "incremental" if incremental else "full",
              source, _iso(start), _iso(end))
     fetched = 0
+    clock = time.perf_counter()
     for rows in history.stream(start, end):  # folded window by window: nothing accumulates
         fetched += len(rows)
         fold_onto(state, rows, copy_state=False)
@@ -149,16 +150,22 @@ def _fold_and_publish(directory: Path, source: str, config: ReporterConfig, stor
             state.images.clear()
     store.save(state.images)
     state.images.clear()
+    clock = _took(clock, "read and folded %d rows (%d images touched)", fetched,
+                  len(state.touched))
 
     generated = _iso(end)
     env = site.environment()
     changes = build.refresh(store, env, state.touched, not incremental, config.aws_owner, ec2)
+    clock = _took(clock, "rendered the images again")
     hist = outputs.history_block(state, source)
     if changes.ami_check is not None:
         hist["ami_check"] = changes.ami_check
-    previous = directory if incremental else None
+    # pages are reused only from the tree this store last published (not one a killed run, or
+    # another program, put in its place)
+    previous = directory if incremental and build.published_by(store, directory) else None
     publish_with(directory, lambda root: build.write(root, previous, store, env, changes, hist,
                                                      generated, state.last_timestamp))
+    clock = _took(clock, "wrote and published the report")
     store.checkpoint(state, source, overlap)
     images = store.db.execute("SELECT count(*) FROM images").fetchone()[0]
     log.info("published %d images (%d messages read, %d not understood) to %s",
@@ -168,6 +175,12 @@ def _fold_and_publish(directory: Path, source: str, config: ReporterConfig, stor
         read=state.read, skipped=state.skipped, requests=history.stats.requests,
         unplaced=state.unplaced, future=history.stats.future, ami_check=changes.ami_check,
     )
+
+
+def _took(since: float, what: str, *args: object) -> float:
+    now = time.perf_counter()
+    log.info(what + " in %.1f s", *args, now - since)
+    return now
 
 
 def _iso(ts: float) -> str:

@@ -241,9 +241,35 @@ def card(env: jinja2.Environment, img: dict) -> str:
     return env.get_template("image.html").render(img=img, root=ROOT, family_page=_page_of)
 
 
-def history_row(env: jinja2.Environment, img: dict, regions: list[str], newest: bool) -> str:
-    """An image's row on its family's history page, with one column per region of ``regions``."""
-    return env.get_template("history_row.html").render(img=img, regions=regions, newest=newest)
+_CELLS, _NEWEST_CLASS, _NEWEST_BADGE = (Markup("<@cells@>"), Markup("<@newest-class@>"),
+                                        Markup("<@newest-badge@>"))
+
+
+def history_row(env: jinja2.Environment, img: dict) -> str:
+    """An image's row on its family's history page, with slots for the family's region columns
+    and the newest image's marks (``place_row``)."""
+    return env.get_template("history_row.html").render(
+        img=img, cells=_CELLS, newest_class=_NEWEST_CLASS, newest_badge=_NEWEST_BADGE)
+
+
+def row_amis(img: dict) -> dict[str, str]:
+    """What a history row shows per region: {region: AMI}."""
+    return {region: entry["ami"] for region, entry in img["aws"].items()}
+
+
+def place_row(row: str, amis: dict[str, str], regions: list[str], newest: bool) -> str:
+    """``history_row``'s row with a column per region of ``regions`` (the family's)."""
+    cells = []
+    for region in regions:
+        r = escape(region)
+        ami = amis.get(region)
+        cells.append(f'<td data-region="{r}" data-label="{r}">—</td>' if ami is None else
+                     f'<td data-region="{r}" data-label="{r}"><code class="ami">{escape(ami)}'
+                     f'</code> {copy_button(ami, "AMI id")}</td>')
+    return (row.replace(_CELLS, "".join(cells))
+            .replace(_NEWEST_CLASS, ' class="newest"' if newest else "")
+            .replace(_NEWEST_BADGE, ' <span class="badge current">current</span>' if newest
+                     else ""))
 
 
 def _page_of(img: dict) -> str | None:
@@ -337,8 +363,9 @@ def render(images: list[dict], history: dict, generated: str) -> dict[str, bytes
         out = io.StringIO()
         ordered = family["images"]
         history_page(out, env, frame, family,
-                     (history_row(env, i, family["regions"], i is family["newest"])
-                      for i in ordered), (cards[id(i)] for i in ordered))
+                     (place_row(history_row(env, i), row_amis(i), family["regions"],
+                                i is family["newest"]) for i in ordered),
+                     (cards[id(i)] for i in ordered))
         files[page] = out.getvalue().encode()
     files.update(feeds.render(images, env, frame["last_seen"], _page_of))
     files.update(static_files())

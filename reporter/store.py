@@ -31,7 +31,7 @@ from shared.files import fsync_path
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "fedimg.report-store/1"
+SCHEMA = "fedimg.report-store/2"  # a new layout gets a new name: the first run is full
 
 _TABLES = """
 CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -44,8 +44,9 @@ CREATE TABLE images (
     reads INTEGER,                -- 1 when the name reads as an image name by itself
     family TEXT,                  -- its history page (site.family_page), or NULL
     regions TEXT,                 -- JSON list of the EC2 regions shown for it
+    amis TEXT,                    -- JSON {region: AMI} for its history-table row
     card TEXT,                    -- its card (image.html), the root left as a placeholder
-    row TEXT, row_regions TEXT,   -- its history-table row and the region columns it was made for
+    row TEXT,                     -- its history-table row, the family's columns left as a slot
     product TEXT, sbase TEXT, aws_version TEXT, dl_version TEXT,  -- simplestreams or NULL
     containers TEXT               -- its container registers (JSON) when it has any
 );

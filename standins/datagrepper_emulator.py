@@ -139,7 +139,11 @@ class EmulatorServer:
     ``tamper`` may replace any answer (see Tamper); ``queries`` lists every query string served.
     """
 
-    def __init__(self, history: RawHistory, tamper: Tamper | None = None) -> None:
+    def __init__(self, history: RawHistory, tamper: Tamper | None = None,
+                 keep_alive: bool = False) -> None:
+        """``keep_alive`` answers in HTTP/1.1 and keeps connections open, as datagrepper's web
+        server does (the benchmarks); by default each answer closes its connection, so a
+        tampered body cannot leave a client waiting on a half-read connection."""
         self.history = history
         self.tamper = tamper
         self.queries: list[dict[str, list[str]]] = []
@@ -147,6 +151,8 @@ class EmulatorServer:
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 
 import pytest
 import responses
@@ -82,6 +83,49 @@ def test_an_incremental_run_renders_only_the_pages_of_changed_images(served, tmp
     # and what it wrote is what a full run over the same messages writes
     full = tmp_path / "full"
     assert run(full, URL, CONFIG, history=_client(), now=NOW + 120).full
+    assert site_text(out) == site_text(full)
+
+
+def test_pages_of_a_tree_the_store_did_not_publish_are_not_reused(served, tmp_path):
+    out = tmp_path / "site"
+    run(out, URL, CONFIG, history=_client(), now=NOW)
+    # another program (or an older fedimg-report) rewrites the site in place of ours
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    page = sorted(p for p in _inodes(copy) if p.startswith("history/"))[0]
+    (copy / page).write_text("not ours")
+    shutil.rmtree(out)
+    copy.rename(out)
+    run(out, URL, CONFIG, history=_client(), now=NOW + 60)  # nothing new in history
+    assert (out / page).read_text() != "not ours"
+    full = tmp_path / "full"
+    run(full, URL, CONFIG, history=_client(), now=NOW + 60)
+    assert site_text(out) == site_text(full)
+
+
+def test_a_container_tag_that_moves_renders_its_previous_holder_again(served, tmp_path):
+    out = tmp_path / "site"
+    run(out, URL, CONFIG, history=_client(), now=NOW)
+    report = json.loads((out / "images.json").read_text())
+    holders = [i for i in report["images"]
+               if any("latest" in c["tags"] for c in i["containers"])]
+    assert holders, "the synthetic history has container images holding latest"
+    last = max((r for r in served.rows if r["topic"].endswith("published.v1.container")),
+               key=lambda r: r["timestamp"])
+    body = {**last["msg"], "compose_id": "Fedora-39-20231215.n.0", "tags": ["39", "latest"]}
+    served.add([row("0d7c5a1e-2f3b-4c4d-8e9f-a0b1c2d3e4f5", NOW + 60, last["topic"], body)])
+    before = _inodes(out)
+    run(out, URL, CONFIG, history=_client(), now=NOW + 120)
+    after = _inodes(out)
+    rendered = {p for p in after if after.get(p) != before.get(p)}
+    now_report = json.loads((out / "images.json").read_text())
+    for img in holders:  # they lost latest to the new compose's images, and their pages show it
+        [again] = [i for i in now_report["images"] if i["name"] == img["name"]]
+        assert all("latest" not in c["tags"] for c in again["containers"])
+        assert f"history/{img['release']}-{img['subvariant']}-{img['arch']}-" \
+               f"{img['channel']}.html" in rendered
+    full = tmp_path / "full"
+    run(full, URL, CONFIG, history=_client(), now=NOW + 120)
     assert site_text(out) == site_text(full)
 
 
