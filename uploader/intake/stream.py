@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 
 BLOCK_SIZE = 512 * 1024  # EBS direct API block; a multiple of every filesystem block
 _ZERO_BLOCK = bytes(BLOCK_SIZE)
-_F_SETPIPE_SZ = 1031  # Linux fcntl; the fcntl module names it only from Python 3.10 on
 HEAD_BYTES = 4096
 TAIL_BYTES = 256 * 1024
 
@@ -205,7 +204,7 @@ class _XzPipe:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
         for pipe in (self.proc.stdin, self.proc.stdout):
             with contextlib.suppress(OSError):  # fewer, larger pipe transfers where allowed
-                fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, 1 << 20)
+                fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
         self._reader = threading.Thread(target=self._read, name="xz-out", daemon=True)
         self._reader.start()
 
