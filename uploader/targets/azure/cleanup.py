@@ -12,13 +12,12 @@ config.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import sys
 from collections.abc import Callable
 
-from shared.cli import add_config_argument, config_or_exit, setup_logging
+from shared.cli import cleanup_command
 from shared.errors import ConfigError, one_line
 from uploader.targets.azure import gallery, naming
 from uploader.targets.azure.clients import AzureClients, azure_error, make_clients
@@ -92,18 +91,11 @@ def cleanup(ac: AzureClients, azure: AzureConfig, *, dry_run: bool = False,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="fedimg-azure-cleanup",
-        description="Delete nightly Azure image versions beyond the newest azure.nightly_keep "
-                    "of each image definition, and stale staging blobs.")
-    add_config_argument(parser)
-    parser.add_argument("--dry-run", action="store_true", help="list what would go; change nothing")
-    parser.add_argument("--keep", type=int, metavar="N",
-                        help="override azure.nightly_keep for this run")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    args = parser.parse_args(argv)
-    config = config_or_exit(args)
-    setup_logging(args.verbose)
+    args, config = cleanup_command(
+        "fedimg-azure-cleanup",
+        "Delete nightly Azure image versions beyond the newest azure.nightly_keep "
+        "of each image definition, and stale staging blobs.",
+        argv, flag="--keep", metavar="N", overrides="azure.nightly_keep")
     try:
         azure = azure_config(config)
     except ConfigError as e:

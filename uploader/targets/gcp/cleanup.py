@@ -12,7 +12,6 @@ config.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import itertools
@@ -22,7 +21,7 @@ from collections.abc import Callable
 
 from google.cloud import compute_v1
 
-from shared.cli import add_config_argument, config_or_exit, setup_logging
+from shared.cli import cleanup_command
 from shared.errors import ConfigError, one_line
 from uploader.targets.gcp import images, naming
 from uploader.targets.gcp.clients import GcpClients, gcp_error, make_clients
@@ -94,18 +93,11 @@ def cleanup(gc: GcpClients, gcp: GcpConfig, *, dry_run: bool = False, keep: int 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="fedimg-gcp-cleanup",
-        description="Delete nightly GCE images beyond the newest gcp.nightly_keep of each "
-                    "family, and stale staging objects.")
-    add_config_argument(parser)
-    parser.add_argument("--dry-run", action="store_true", help="list what would go; change nothing")
-    parser.add_argument("--keep", type=int, metavar="N",
-                        help="override gcp.nightly_keep for this run")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    args = parser.parse_args(argv)
-    config = config_or_exit(args)
-    setup_logging(args.verbose)
+    args, config = cleanup_command(
+        "fedimg-gcp-cleanup",
+        "Delete nightly GCE images beyond the newest gcp.nightly_keep of each "
+        "family, and stale staging objects.",
+        argv, flag="--keep", metavar="N", overrides="gcp.nightly_keep")
     try:
         gcp = gcp_config(config)
     except ConfigError as e:
