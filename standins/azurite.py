@@ -13,7 +13,7 @@ import pathlib
 import socket
 
 from standins import REPO_ROOT, StandinError
-from standins.processes import ManagedProcess, ProcessExited, free_port, wait_until
+from standins.processes import ManagedProcess, start_on_free_port
 
 # where `make azurite` installs it; AZURITE_BLOB names another azurite-blob
 AZURITE_BLOB = REPO_ROOT / ".azurite" / "node_modules" / ".bin" / "azurite-blob"
@@ -61,25 +61,15 @@ def start_azurite(log: pathlib.Path, workspace: pathlib.Path, attempts: int = 3)
     """Start azurite-blob on a free port, keeping its data in `workspace`; StandinError if it
     never answers."""
     binary = azurite_blob()
-    last: Exception | None = None
-    for _ in range(attempts):
-        port = free_port()
-        proc = ManagedProcess("azurite-blob", [
-            str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port),
-            "--location", str(workspace), "--skipApiVersionCheck", "--loose",
-            "--disableTelemetry", "--silent"], log, cwd=workspace)
 
-        def listening(proc: ManagedProcess = proc, port: int = port) -> bool:
-            if not proc.alive():
-                raise ProcessExited(f"azurite-blob exited:\n{proc.tail()}")
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
+    def listening(port: int) -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
 
-        try:
-            wait_until(listening, START_TIMEOUT, f"azurite-blob on port {port}", interval=0.2)
-        except Exception as exc:
-            last = exc
-            proc.stop()
-            continue
-        return Azurite(proc, port)
-    raise StandinError(f"azurite-blob did not start: {last}")
+    proc, port = start_on_free_port(
+        "azurite-blob",
+        lambda port: [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+                      "--location", str(workspace), "--skipApiVersionCheck", "--loose",
+                      "--disableTelemetry", "--silent"],
+        listening, log, timeout=START_TIMEOUT, attempts=attempts, interval=0.2, cwd=workspace)
+    return Azurite(proc, port)

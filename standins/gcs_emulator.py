@@ -13,8 +13,7 @@ import sys
 
 import requests
 
-from standins import StandinError
-from standins.processes import ManagedProcess, ProcessExited, free_port, wait_until
+from standins.processes import ManagedProcess, start_on_free_port
 
 EMULATOR = pathlib.Path(sys.executable).parent / "gcp-storage-emulator"
 START_TIMEOUT = 30.0
@@ -55,24 +54,10 @@ class GcsEmulator:
 
 def start_gcs_emulator(log: pathlib.Path, attempts: int = 3) -> GcsEmulator:
     """Start the emulator on a free port (in memory); StandinError if it never answers."""
-    last: Exception | None = None
-    for _ in range(attempts):
-        port = free_port()
-        proc = ManagedProcess("gcp-storage-emulator", [
-            str(EMULATOR), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory",
-            "--quiet"], log)
-        url = f"http://127.0.0.1:{port}/"
-
-        def answers(proc: ManagedProcess = proc, url: str = url) -> bool:
-            if not proc.alive():
-                raise ProcessExited(f"gcp-storage-emulator exited:\n{proc.tail()}")
-            return requests.get(url, timeout=2).status_code == 200
-
-        try:
-            wait_until(answers, START_TIMEOUT, f"gcp-storage-emulator on {url}", interval=0.1)
-        except Exception as exc:
-            last = exc
-            proc.stop()
-            continue
-        return GcsEmulator(proc, port)
-    raise StandinError(f"gcp-storage-emulator did not start: {last}")
+    proc, port = start_on_free_port(
+        "gcp-storage-emulator",
+        lambda port: [str(EMULATOR), "start", "--host", "127.0.0.1", "--port", str(port),
+                      "--in-memory", "--quiet"],
+        lambda port: requests.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200,
+        log, timeout=START_TIMEOUT, attempts=attempts)
+    return GcsEmulator(proc, port)

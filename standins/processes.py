@@ -142,3 +142,33 @@ class ManagedProcess:
             return self.proc.returncode
         finally:
             self._log.close()
+
+
+def start_on_free_port(name: str, command: Callable[[int], Sequence[str]],
+                       ready: Callable[[int], bool], log: pathlib.Path, *, timeout: float,
+                       attempts: int = 3, interval: float = 0.1,
+                       cwd: pathlib.Path | None = None) -> tuple[ManagedProcess, int]:
+    """Start ``command(port)`` on a free port until ``ready(port)`` holds; (process, port).
+
+    Another process may take the port between ``free_port`` and the bind, so a start that never
+    gets ready is stopped and tried again on a new port, at most ``attempts`` times; then
+    StandinError names the last failure.
+    """
+    last: Exception | None = None
+    for _ in range(attempts):
+        port = free_port()
+        proc = ManagedProcess(name, list(command(port)), log, cwd=cwd)
+
+        def answers(proc: ManagedProcess = proc, port: int = port) -> bool:
+            if not proc.alive():
+                raise ProcessExited(f"{name} exited:\n{proc.tail()}")
+            return ready(port)
+
+        try:
+            wait_until(answers, timeout, f"{name} on port {port}", interval=interval)
+        except Exception as exc:
+            last = exc
+            proc.stop()
+            continue
+        return proc, port
+    raise StandinError(f"{name} did not start: {last}")
