@@ -65,3 +65,10 @@ def test_command_exits_2_on_a_bad_config_naming_the_key(tmp_path, capsys):
     cfg.write_text('[uploader]\ntargets = ["gcp"]\n[gcp]\nbucket = "b"\n')
     assert main(["--config", str(cfg), "--dry-run"]) == 2
     assert "gcp.project: missing (required)" in capsys.readouterr().err
+
+
+def test_a_negative_keep_is_refused_before_anything_is_listed(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--keep", "-1"])
+    assert exited.value.code == 2
+    assert "--keep must not be negative" in capsys.readouterr().err
