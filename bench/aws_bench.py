@@ -40,8 +40,12 @@ a freshly reset moto server:
 Reported per way: whole-command seconds, the snapshot window (StartSnapshot to CompleteSnapshot
 answered; for upload_file the upload itself), bytes sent to AWS (Content-Length of every
 request), peak RSS (VmHWM of the child; its xz children apart, by GNU time) and peak scratch
-disk (allocated bytes under its work directory, sampled every 20 ms by the parent). Ratios
-are upload_file / ours and old / ours.
+disk (allocated bytes under its work directory, sampled every 20 ms by the parent), and the
+CPU seconds of the command with its xz children, of the moto server and of the Koji stand-in
+(this process) while it ran. Ratios are upload_file / ours and old / ours.
+
+BENCH_WRAP="COMMAND ..." runs each way's child under that command, WAY in it replaced by the
+way's name (a profiler, e.g. `py-spy record -r 200 -f raw -o /tmp/prof-WAY.txt --`).
 """
 
 from __future__ import annotations
@@ -271,8 +275,14 @@ class ScratchPeak:
         self._thread.join()
 
 
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds a running process has used so far (/proc/PID/stat)."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def command_way(way: str, hub, build_id: int, work: pathlib.Path, workers: int, env: dict,
-                endpoint: str) -> dict:
+                endpoint: str, moto_pid: int | None) -> dict:
     import tomli_w
 
     requests_reset(endpoint)
@@ -293,11 +303,24 @@ def command_way(way: str, hub, build_id: int, work: pathlib.Path, workers: int, 
     }))
     hub.ranges = way != "old"  # without ranges intake takes the sequential path
     (run_dir / "work").mkdir()
+    import resource
+
+    kids_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own_before = resource.getrusage(resource.RUSAGE_SELF)
+    moto_before = process_cpu(moto_pid) if moto_pid else 0.0
     with ScratchPeak(run_dir / "work") as scratch:
         proc = subprocess.run(
-            [sys.executable, "-c", COMMAND_CHILD, str(config),
+            [*os.environ.get("BENCH_WRAP", "").replace("WAY", way).split(),
+             sys.executable, "-c", COMMAND_CHILD, str(config),
              "upload_file" if way == "upload_file" else "command", str(build_id), str(workers)],
             env=env, capture_output=True, text=True, timeout=3600)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    # the command with its xz children; moto; this process (the Koji stand-in's threads, and
+    # the scratch sampler)
+    cpu = {"command": kids.ru_utime + kids.ru_stime - kids_before.ru_utime - kids_before.ru_stime,
+           "moto": process_cpu(moto_pid) - moto_before if moto_pid else float("nan"),
+           "hub": own.ru_utime + own.ru_stime - own_before.ru_utime - own_before.ru_stime}
     hub.ranges = True
     if proc.returncode:
         raise SystemExit(f"{way} failed:\n{proc.stderr[-3000:]}")
@@ -307,10 +330,12 @@ def command_way(way: str, hub, build_id: int, work: pathlib.Path, workers: int, 
     if os.environ.get("BENCH_LOG"):
         print(proc.stderr[-6000:])
     result["scratch_mib"] = scratch.peak / MIB
+    result["cpu"] = cpu
     return result
 
 
-def commands(spec: str, workers: int, endpoint: str, env: dict, work: pathlib.Path) -> None:
+def commands(spec: str, workers: int, endpoint: str, env: dict, work: pathlib.Path,
+             moto_pid: int | None) -> None:
     from standins.koji_hub import KojiHub
 
     hub = KojiHub(workdir=work / "hub")
@@ -326,7 +351,8 @@ def commands(spec: str, workers: int, endpoint: str, env: dict, work: pathlib.Pa
                                   xz}})
             image_work = work / f"image-{n}"
             image_work.mkdir()
-            results = {way: command_way(way, hub, build_id, image_work, workers, env, endpoint)
+            results = {way: command_way(way, hub, build_id, image_work, workers, env, endpoint,
+                                        moto_pid)
                        for way in ("ours", "old", "upload_file")}
             report_commands(size_gib, data_mib, xz.stat().st_size, results, workers)
     finally:
@@ -339,14 +365,15 @@ def report_commands(size_gib: float, data_mib: int, compressed: int, r: dict,
     print(f"\nimage: {size_gib:g} GiB raw, {data_mib} MiB data, {compressed / MIB:.0f} MiB xz; "
           f"{workers} workers; load average {' '.join(load)} (2 shared cores)")
     print(f"{'way':<44}{'whole s':>9}{'window s':>10}{'MiB sent':>10}{'RSS MiB':>9}"
-          f"{'xz RSS':>8}{'scratch MiB':>13}")
+          f"{'xz RSS':>8}{'scratch MiB':>13}  CPU s: command+xz, moto, Koji stand-in")
     labels = {"ours": "ours (one streaming pass)",
               "old": "fetch + xz -d + our block upload (old)",
               "upload_file": "fetch + xz -d + boto3 upload_file"}
     for way, label in labels.items():
         x = r[way]
         print(f"{label:<44}{x['whole']:>9.1f}{x['window']:>10.1f}{x['bytes'] / MIB:>10.0f}"
-              f"{x['rss_mib']:>9.0f}{x['tool_rss_mib']:>8.0f}{x['scratch_mib']:>13.0f}")
+              f"{x['rss_mib']:>9.0f}{x['tool_rss_mib']:>8.0f}{x['scratch_mib']:>13.0f}"
+              f"  {x['cpu']['command']:.1f}, {x['cpu']['moto']:.1f}, {x['cpu']['hub']:.1f}")
     ours = r["ours"]
     for way in ("upload_file", "old"):
         print(f"{labels[way]} / ours: whole {r[way]['whole'] / ours['whole']:.2f}x, "
@@ -526,7 +553,8 @@ def main() -> None:
         os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
         try:
             if args.commands:
-                commands(args.commands, args.workers, endpoint, env, work)
+                commands(args.commands, args.workers, endpoint, env, work,
+                         proc.pid if proc else None)
                 return
             raw = work / "bench.raw"
             size = int(args.size_gib * 2**30)

@@ -38,3 +38,13 @@ def disk_image_factory(tmp_path: pathlib.Path) -> Iterator[Callable[..., DiskIma
         return make_disk_image(tmp_path / name, **kwargs)
 
     yield factory
+
+
+@pytest.fixture(scope="session")
+def multiblock_xz_image(raw_image: DiskImage,
+                        tmp_path_factory: pytest.TempPathFactory) -> XzImage:
+    """``raw_image`` compressed by multi-threaded xz in 1 MiB blocks, as ``xz -T0`` (and Kiwi)
+    cut a real image: most blocks hold only zeros (shared, read-only)."""
+    d = tmp_path_factory.mktemp("multiblock-xz-image")
+    return make_xz_image(raw_image, d / (raw_image.path.name + ".xz"), preset=1, threads=2,
+                         block_size=MiB)

@@ -15,10 +15,11 @@ import subprocess
 import urllib.parse
 
 import pytest
+import xz.common
 
 from shared.errors import TransientError, VerificationFailed
 from shared.files import sha256_file
-from uploader.intake import build_images, fetched, task_images
+from uploader.intake import build_images, fetched, task_images, xzblocks
 from uploader.intake.stream import BLOCK_SIZE
 
 NAME = "Fedora-Cloud-Base-Rawhide-20261125.n.0"
@@ -66,6 +67,14 @@ def expected_blocks(raw: pathlib.Path) -> tuple[dict[int, str], int]:
     return found, zeros
 
 
+@pytest.fixture(params=["one block", "many blocks"])
+def xz_image(request):
+    """The test image as single-threaded xz writes it (one block: all of it is decoded) and as
+    xz -T0 does (blocks of zeros are skipped undecoded)."""
+    return request.getfixturevalue(
+        "raw_xz_image" if request.param == "one block" else "multiblock_xz_image")
+
+
 @pytest.fixture
 def sinks(config):
     made: list[RecordingSink] = []
@@ -86,40 +95,40 @@ def _build(hub, path: pathlib.Path) -> int:
 
 
 def test_blocks_arrive_during_the_download_without_a_raw_file(koji_hub, config, clients,
-                                                              raw_xz_image, sinks):
+                                                              xz_image, sinks):
     made, streams = sinks
-    (source,) = build_images(_build(koji_hub, raw_xz_image.path), config=config,
+    (source,) = build_images(_build(koji_hub, xz_image.path), config=config,
                              session=clients.koji)
     with fetched(source, config=config, clients=clients, raw=False, streams=streams) as image:
         (sink,) = made
         assert image.streamed == {"rec": sink} and image.raw_path is None
         assert sink.aborted is None
-        want, zeros = expected_blocks(raw_xz_image.raw.path)
+        want, zeros = expected_blocks(xz_image.raw.path)
         assert sink.blocks == want and sink.zeros == zeros  # exactly the non-zero blocks
-        assert sink.size == raw_xz_image.raw.size  # from the xz index, before any block
-        assert (image.source.sha256, image.source.size) == (raw_xz_image.sha256,
-                                                             raw_xz_image.size)
+        assert sink.size == xz_image.raw.size  # from the xz index, before any block
+        assert (image.source.sha256, image.source.size) == (xz_image.sha256,
+                                                             xz_image.size)
         sink.finished = True
     # no raw file, no compressed copy: the scratch disk is at most the compressed size
     assert all(not any(n.endswith(".raw") for n in names) for _, names in sink.scratch)
-    assert max(used for used, _ in sink.scratch) <= raw_xz_image.size
+    assert max(used for used, _ in sink.scratch) <= xz_image.size
     assert sink.aborted is None
-    assert served(koji_hub, source.url) <= raw_xz_image.size + 260 * 1024  # body + index
+    assert served(koji_hub, source.url) <= xz_image.size + 260 * 1024  # body + index
 
 
 def test_a_raw_target_in_the_same_process_gets_its_file_from_the_same_pass(
-        koji_hub, config, clients, raw_xz_image, sinks):
+        koji_hub, config, clients, xz_image, sinks):
     made, streams = sinks
-    (source,) = build_images(_build(koji_hub, raw_xz_image.path), config=config,
+    (source,) = build_images(_build(koji_hub, xz_image.path), config=config,
                              session=clients.koji)
     with fetched(source, config=config, clients=clients, raw=True, keep_file=True,
                  streams=streams) as image:
-        assert sha256_file(image.raw_path) == raw_xz_image.raw.sha256
-        assert os.stat(image.raw_path).st_blocks * 512 < raw_xz_image.raw.size // 4  # sparse
-        assert sha256_file(image.file_path) == raw_xz_image.sha256
-        assert made[0].blocks == expected_blocks(raw_xz_image.raw.path)[0]
+        assert sha256_file(image.raw_path) == xz_image.raw.sha256
+        assert os.stat(image.raw_path).st_blocks * 512 < xz_image.raw.size // 4  # sparse
+        assert sha256_file(image.file_path) == xz_image.sha256
+        assert made[0].blocks == expected_blocks(xz_image.raw.path)[0]
     # fetched once: the body once plus the two small range requests for the xz index
-    assert raw_xz_image.size <= served(koji_hub, source.url) <= raw_xz_image.size + 260 * 1024
+    assert xz_image.size <= served(koji_hub, source.url) <= xz_image.size + 260 * 1024
 
 
 def _flip_byte_at(path: pathlib.Path, fraction: float) -> None:
@@ -132,11 +141,11 @@ def _flip_byte_at(path: pathlib.Path, fraction: float) -> None:
 
 @pytest.mark.parametrize("fault", ["sha256", "corrupt xz", "truncate", "size"])
 def test_a_download_that_fails_verification_aborts_the_sinks(koji_hub, config, clients,
-                                                             raw_xz_image, sinks, tmp_path,
+                                                             xz_image, sinks, tmp_path,
                                                              fault):
     made, streams = sinks
     copy = tmp_path / "copy.raw.xz"
-    shutil.copyfile(raw_xz_image.path, copy)
+    shutil.copyfile(xz_image.path, copy)
     if fault == "corrupt xz":  # the source records the checksum of the broken file itself
         _flip_byte_at(copy, 0.7)
     (source,) = build_images(_build(koji_hub, copy), config=config, session=clients.koji)
@@ -163,26 +172,26 @@ def test_a_download_that_fails_verification_aborts_the_sinks(koji_hub, config, c
 
 
 def test_a_cut_off_download_resumes_where_it_stopped(koji_hub, make_config, clients,
-                                                     raw_xz_image, sinks):
+                                                     xz_image, sinks):
     """The stand-in holds the body halfway; after fetch_timeout without a byte the fetch asks
     for the rest with a Range request, and the whole is verified as one."""
     config = make_config(uploader={"fetch_timeout": 1})
     made, streams = sinks
-    tid = koji_hub.add_image_task(files={"x86_64": {f"{NAME}.x86_64.raw.xz": raw_xz_image.path}})
+    tid = koji_hub.add_image_task(files={"x86_64": {f"{NAME}.x86_64.raw.xz": xz_image.path}})
     (source,) = task_images(tid, config=config, session=clients.koji)
     koji_hub.unstalled.clear()
     koji_hub.corrupt(source.url, "stall")
     try:
         with fetched(source, config=config, clients=clients, raw=True,
                      streams=streams) as image:
-            assert sha256_file(image.raw_path) == raw_xz_image.raw.sha256
-            assert image.source.sha256 == raw_xz_image.sha256
-            assert made[0].blocks == expected_blocks(raw_xz_image.raw.path)[0]
+            assert sha256_file(image.raw_path) == xz_image.raw.sha256
+            assert image.source.sha256 == xz_image.sha256
+            assert made[0].blocks == expected_blocks(xz_image.raw.path)[0]
     finally:
         koji_hub.unstalled.set()
     # the first half once (less what was still in socket buffers), then only the rest: not
     # the whole body again, which would be 2 x size
-    assert served(koji_hub, source.url) < raw_xz_image.size * 3 // 2
+    assert served(koji_hub, source.url) < xz_image.size * 3 // 2
 
 
 def test_a_server_without_ranges_gets_the_classic_path(koji_hub, config, clients,
@@ -230,3 +239,71 @@ def test_a_disk_that_ends_inside_a_block_gets_a_padded_last_block(koji_hub, conf
         assert image.raw_path.stat().st_size == raw.stat().st_size
         assert made[0].blocks == expected_blocks(raw)[0]  # the last one padded with zeros
         assert sorted(made[0].blocks) == [0, 3] and made[0].zeros == 2
+
+
+def _layout(path: pathlib.Path) -> xzblocks.Layout:
+    data = path.read_bytes()
+    layout = xzblocks.parse_layout(data[:4096], data[-256 * 1024:], len(data))
+    assert layout is not None
+    return layout
+
+
+def _block_offsets(layout: xzblocks.Layout) -> list[int]:
+    """Where each block starts in the file (after the 12-byte stream header)."""
+    offsets, at = [], 12
+    for unpadded, _ in layout.records:
+        offsets.append(at)
+        at += -(-unpadded // 4) * 4
+    return offsets
+
+
+def test_blocks_of_zeros_are_skipped_without_decompressing(koji_hub, config, clients, sinks,
+                                                          multiblock_xz_image, caplog):
+    made, streams = sinks
+    (source,) = build_images(_build(koji_hub, multiblock_xz_image.path), config=config,
+                             session=clients.koji)
+    raw = multiblock_xz_image.raw.path.read_bytes()
+    zero_mib = sum(raw[i:i + 2**20] == bytes(2**20) for i in range(0, len(raw), 2**20))
+    caplog.set_level("INFO", logger="uploader.intake.stream")
+    with fetched(source, config=config, clients=clients, raw=True, streams=streams) as image:
+        assert sha256_file(image.raw_path) == multiblock_xz_image.raw.sha256
+        want, zeros = expected_blocks(multiblock_xz_image.raw.path)
+        assert made[0].blocks == want and made[0].zeros == zeros
+    blocks = len(_layout(multiblock_xz_image.path).records)
+    assert f"{zero_mib} of {blocks} xz blocks known to be zeros" in caplog.text
+    assert zero_mib > blocks // 2
+
+
+@pytest.mark.parametrize("which", ["a block of zeros", "a block of data"])
+def test_a_broken_or_misdeclared_block_is_refused(koji_hub, config, clients, sinks, tmp_path,
+                                                 multiblock_xz_image, which):
+    """The source records the checksum of the broken file itself: only xz's checks can catch
+    it, also for a block that is never handed to xz as such."""
+    made, streams = sinks
+    raw = multiblock_xz_image.raw.path.read_bytes()
+    layout = _layout(multiblock_xz_image.path)
+    zero = [raw[i * 2**20:(i + 1) * 2**20] == bytes(2**20) for i in range(len(layout.records))]
+    # the third zero (or data) block: two zero blocks before it taught that content already
+    index = [i for i, z in enumerate(zero) if z == (which == "a block of zeros")][2]
+    data = bytearray(multiblock_xz_image.path.read_bytes())
+    data[_block_offsets(layout)[index] + 40] ^= 0x55  # inside its compressed data
+    broken = tmp_path / f"{NAME}.x86_64.raw.xz"
+    broken.write_bytes(data)
+    (source,) = build_images(_build(koji_hub, broken), config=config, session=clients.koji)
+    with pytest.raises(VerificationFailed, match="not valid xz"), \
+            fetched(source, config=config, clients=clients, raw=False, streams=streams):
+        pytest.fail("unreachable")
+    assert made[0].aborted
+    # an index that declares a block 4 KiB smaller than it decodes to (fresh CRC32, same length)
+    records = list(layout.records)
+    records[index] = (records[index][0], records[index][1] - 4096)
+    ending = xz.common.create_xz_index_footer(layout.check, records)
+    assert len(ending) == len(layout.index_and_footer)
+    lying = tmp_path / "lying" / broken.name
+    lying.parent.mkdir()
+    lying.write_bytes(multiblock_xz_image.path.read_bytes()[:-len(ending)] + ending)
+    (source,) = build_images(_build(koji_hub, lying), config=config, session=clients.koji)
+    with pytest.raises(VerificationFailed, match="not valid xz|past the"), \
+            fetched(source, config=config, clients=clients, raw=False, streams=streams):
+        pytest.fail("unreachable")
+    assert made[1].aborted and made[1].size == layout.disk_size - 4096

@@ -367,10 +367,11 @@ def _fetch_streaming(source: ImageSource, filename: str, work: Path, raw_path: P
     the verified Download and whether the raw file was written. Opened sinks go into `sinks`."""
     from uploader.intake import stream  # stream imports this module
 
-    disk = stream.declared_size(clients.http, source.url, work, config=config,
-                                clients=clients, size=source.size)
-    if disk is None:
+    index = stream.read_index(clients.http, source.url, work, config=config, clients=clients,
+                              size=source.size)
+    if index is None:
         return None
+    disk, layout = index
     check_disk_size(Path(filename), disk, config.uploader.max_disk_mib * MIB)
     for name, opener in streams.items():
         try:
@@ -386,7 +387,8 @@ def _fetch_streaming(source: ImageSource, filename: str, work: Path, raw_path: P
         got = stream.stream_xz(clients.http, source.url, config=config, size=source.size,
                                sha256=source.sha256, disk_size=disk, sinks=sinks,
                                raw_path=raw_path if raw else None,
-                               file_path=work / "src" / filename if keep_file else None)
+                               file_path=work / "src" / filename if keep_file else None,
+                               layout=layout)
     except BaseException as exc:
         for sink in sinks.values():
             sink.abort(str(exc) or exc.__class__.__name__)

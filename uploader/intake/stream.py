@@ -11,11 +11,18 @@ in-process lzma holds a Python thread for the whole decode, while xz decodes in 
 beside the threads that read the socket, hash and send blocks.
 
 Before the first byte, the raw size is read from the xz index at the end of the file with two
-small HTTP range requests (its first 4 KiB and its last 256 KiB, put at their offsets in a sparse
-file for `xz --list`): a snapshot's volume size must be known when it starts. The index is not
-trusted beyond that: more decompressed bytes than it declares stop the stream (a decompression
-bomb cannot get further than uploader.max_disk_mib), and xz checks the index against the
-blocks at the end. A server that ignores ranges gets the classic path (download, then xz).
+small HTTP range requests (its first 4 KiB and its last 256 KiB): a snapshot's volume size must
+be known when it starts. The index is not trusted beyond that: more decompressed bytes than it
+declares stop the stream (a decompression bomb cannot get further than uploader.max_disk_mib),
+and every block is checked against its index record. A server that ignores ranges gets the
+classic path (download, then xz).
+
+A multi-block file (what `xz -T0` writes) is cut into its blocks on the way in
+(uploader/intake/xzblocks.py): a block known to decompress to zeros is not decompressed at
+all, and xz decodes only the others; the reader puts the zero runs back in between. Most of an
+image is zeros, so this is most of the decompression saved. A single-block file, several
+concatenated streams or an index beyond the last 256 KiB (read then by `xz --list` on a sparse
+file holding the two ranges) go to xz whole.
 
 Memory stays bounded whatever the image size: one 1 MiB network chunk, two 1 MiB pipes, one
 block being handed out, and the sinks' own bounded queues. When those are full the reader
@@ -36,6 +43,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import queue
 import subprocess
 import threading
 from collections.abc import Iterator, Mapping
@@ -47,7 +55,7 @@ import requests
 from shared.config import Config
 from shared.errors import BadInput, TransientError, VerificationFailed
 from shared.http import IncompleteAnswer
-from uploader.intake import fetch
+from uploader.intake import fetch, xzblocks
 from uploader.model import Clients
 
 log = logging.getLogger(__name__)
@@ -58,9 +66,10 @@ HEAD_BYTES = 4096
 TAIL_BYTES = 256 * 1024
 
 
-def declared_size(http: requests.Session, url: str, work: Path, *, config: Config,
-                  clients: Clients, size: int | None) -> int | None:
-    """The raw size an .raw.xz declares in its index, read with two range requests; None if
+def read_index(http: requests.Session, url: str, work: Path, *, config: Config,
+               clients: Clients, size: int | None) -> tuple[int, xzblocks.Layout | None] | None:
+    """The raw size an .raw.xz declares in its index, read with two range requests, and where
+    its blocks are (None for a file with nothing to skip, see xzblocks.parse_layout); None if
     the server does not serve ranges or the index is not within the last TAIL_BYTES."""
     tail = _get_range(http, url, f"-{TAIL_BYTES}", config=config)
     if tail is None:
@@ -71,6 +80,10 @@ def declared_size(http: requests.Session, url: str, work: Path, *, config: Confi
     head = _get_range(http, url, f"0-{HEAD_BYTES - 1}", config=config)
     if head is None:
         return None
+    if first == 0 or first >= HEAD_BYTES:  # the tail is the file's tail (not a short file)
+        layout = xzblocks.parse_layout(head[0], body, total)
+        if layout is not None:
+            return layout.disk_size, layout
     probe = work / "index.xz"
     with open(probe, "wb") as f:  # sparse: only the head and the tail take disk space
         f.truncate(total)
@@ -79,7 +92,7 @@ def declared_size(http: requests.Session, url: str, work: Path, *, config: Confi
         f.write(body)
     try:
         return fetch.xz_declared_size(probe, clients=clients,
-                                      timeout=config.uploader.decompress_timeout)
+                                      timeout=config.uploader.decompress_timeout), None
     except VerificationFailed as exc:
         log.info("%s: xz index not readable from its last %d bytes (%s): no streaming",
                  url, TAIL_BYTES, exc)
@@ -138,8 +151,8 @@ class _Blocks:
         self.pending = bytearray()
 
     def whole(self, buf: bytearray) -> None:
-        """One whole block read into a reused buffer: copied only if it is not all zeros (most
-        of a disk image is)."""
+        """One whole block read into a reused buffer (nothing pending): copied only if it is
+        not all zeros (most of a disk image is)."""
         self._check(BLOCK_SIZE)
         if buf == _ZERO_BLOCK:
             for sink in self.sinks.values():
@@ -148,10 +161,27 @@ class _Blocks:
         else:
             self._emit(bytes(buf), BLOCK_SIZE)
 
-    def tail(self, data: bytes) -> None:
-        """The output's last, shorter piece (a disk whose size is not a multiple of blocks)."""
-        self._check(len(data))
-        self.pending += data
+    def data(self, piece: bytes | memoryview) -> None:
+        """Bytes that do not fill a block, or complete the pending one (never more)."""
+        self._check(len(piece))
+        self.pending += piece
+        if len(self.pending) == BLOCK_SIZE:
+            self._emit(bytes(self.pending), BLOCK_SIZE)
+            self.pending.clear()
+
+    def zeros(self, n: int) -> None:
+        """n zero bytes known without decompressing them (a skipped xz block)."""
+        self._check(n)
+        if self.pending:
+            fill = min(n, BLOCK_SIZE - len(self.pending))
+            self.data(bytes(fill))
+            n -= fill
+        whole, rest = divmod(n, BLOCK_SIZE)
+        for _ in range(whole):
+            for sink in self.sinks.values():
+                sink.zero()
+        self.offset += whole * BLOCK_SIZE
+        self.pending += bytes(rest)
 
     def _check(self, more: int) -> None:
         if self.offset + len(self.pending) + more > self.limit:
@@ -186,7 +216,9 @@ class _XzPipe:
 
     The download writes into xz's stdin (a blocking write: when xz is busy the download waits);
     a thread reads 512 KiB blocks from its stdout into a reused buffer and hands them on (when
-    the sinks' pools are full it stops reading, xz stalls, and so does the download). xz in its
+    the sinks' pools are full it stops reading, xz stalls, and so does the download). It
+    follows the segments it is given: "data" (n bytes from xz), "zeros" (n bytes that were
+    never compressed data for xz), "rest" (xz's output to its end), "stop". xz in its
     own process decodes beside the Python threads that hash, read the socket and send blocks,
     instead of holding one of them: measured faster than Python's lzma module in the same
     pass on a busy 2-core machine (docs/benchmarks.md).
@@ -195,7 +227,7 @@ class _XzPipe:
     corrupted transfer is reported as the sha256 mismatch it is; xz's own words come from
     `close`."""
 
-    def __init__(self, out: _Blocks) -> None:
+    def __init__(self, out: _Blocks, *, cut: bool) -> None:
         self.out = out
         self.error: BaseException | None = None  # raised by the reader thread (bomb, a sink)
         self.gave_up = False  # xz closed its stdin early
@@ -205,8 +237,15 @@ class _XzPipe:
         for pipe in (self.proc.stdin, self.proc.stdout):
             with contextlib.suppress(OSError):  # fewer, larger pipe transfers where allowed
                 fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+        self._segments: queue.SimpleQueue = queue.SimpleQueue()
+        if not cut:
+            self.segment("rest", None)
         self._reader = threading.Thread(target=self._read, name="xz-out", daemon=True)
         self._reader.start()
+
+    def segment(self, kind: str, n: int) -> None:
+        """What the next n bytes of the disk are: "data" (decoded by xz) or "zeros"."""
+        self._segments.put((kind, n))
 
     def _read(self) -> None:
         fd = self.proc.stdout.fileno()
@@ -214,20 +253,32 @@ class _XzPipe:
         view = memoryview(buf)
         try:
             while True:
-                got = 0
-                while got < BLOCK_SIZE and (n := os.readv(fd, [view[got:]])):
-                    got += n
-                if got == BLOCK_SIZE:
-                    self.out.whole(buf)
+                kind, left = self._segments.get()
+                if kind == "stop":
+                    return
+                if kind == "zeros":
+                    self.out.zeros(left)
                     continue
-                if got:  # a short read only at the end of xz's output
-                    self.out.tail(bytes(view[:got]))
-                return
+                while left is None or left > 0:  # "data": left bytes; "rest": up to xz's end
+                    want = BLOCK_SIZE - len(self.out.pending)  # reads stay block-aligned
+                    if left is not None:
+                        want = min(want, left)
+                    got = 0
+                    while got < want and (n := os.readv(fd, [view[got:want]])):
+                        got += n
+                    if got == BLOCK_SIZE:
+                        self.out.whole(buf)
+                    elif got:
+                        self.out.data(bytes(view[:got]))
+                    if got < want:  # xz ended (early if it refused its input: see close)
+                        return
+                    if left is not None:
+                        left -= got
         except BaseException as exc:  # raised in the download's thread by feed/close
             self.error = exc
             self.proc.kill()  # its stdin breaks: the download stops feeding it
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes | memoryview) -> None:
         if self.error is not None:
             raise self.error
         if self.gave_up:
@@ -239,6 +290,7 @@ class _XzPipe:
 
     def close(self, timeout: float) -> str | None:
         """Wait for xz and the last block; None if xz decoded it all, else what xz said."""
+        self.segment("rest", None)  # anything past the segments is still checked
         with contextlib.suppress(BrokenPipeError):
             self.proc.stdin.close()
         self._reader.join()
@@ -258,6 +310,7 @@ class _XzPipe:
         """Stop xz and the reader at once (a failed download); idempotent."""
         if self.proc.poll() is None:
             self.proc.kill()
+        self.segment("stop", 0)  # a reader waiting for the next segment
         self._reader.join()
         self.proc.wait()
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
@@ -267,12 +320,14 @@ class _XzPipe:
 
 def stream_xz(http: requests.Session, url: str, *, config: Config, size: int | None,
               sha256: str | None, disk_size: int, sinks: Mapping[str, Any],
-              raw_path: Path | None, file_path: Path | None) -> fetch.Download:
+              raw_path: Path | None, file_path: Path | None,
+              layout: xzblocks.Layout | None = None) -> fetch.Download:
     """Download, verify and decompress url in one pass (see the module docstring).
 
     Returns the measured size and sha256 of the download, only if it matched the source and
     decompressed to exactly `disk_size` bytes; raises VerificationFailed, BadInput or
-    TransientError otherwise. The caller aborts the sinks on any exception.
+    TransientError otherwise. The caller aborts the sinks on any exception. With the file's
+    block `layout`, blocks known to be zeros are not decompressed (uploader/intake/xzblocks.py).
     """
     fetch.check_allowed(url, fetch.allowed_roots(config))
     expected_sha = sha256.lower() if sha256 else None
@@ -280,7 +335,9 @@ def stream_xz(http: requests.Session, url: str, *, config: Config, size: int | N
     got = 0
     with _open_or_none(raw_path) as raw_fd, _open_or_none(file_path) as file_fd:
         blocks = _Blocks(sinks, raw_fd, disk_size)
-        xz = _XzPipe(blocks)
+        xz = _XzPipe(blocks, cut=layout is not None)
+        cutter = xzblocks.Cutter(layout, xz.feed, xz.segment) if layout else None
+        feed = cutter.feed if cutter else xz.feed
 
         def attempt() -> None:
             nonlocal got
@@ -312,14 +369,20 @@ def stream_xz(http: requests.Session, url: str, *, config: Config, size: int | N
                     digest.update(chunk)
                     if file_fd is not None:
                         os.write(file_fd, chunk)
-                    xz.feed(chunk)
+                    feed(chunk)
             finally:
                 resp.close()
             if size is not None and got != size:
                 raise IncompleteAnswer(f"{url}: got {got} bytes, the source records {size}")
 
+        cut_wrong: VerificationFailed | None = None
         try:
             fetch.until_complete(url, config, attempt)
+            if cutter is not None:
+                try:
+                    xz.feed(cutter.finish())  # the index of the blocks xz got
+                except VerificationFailed as exc:  # after the sha256 verdict: that says more
+                    cut_wrong = exc
             # the last block handed out (or the reader's error) before any verdict
             refused = xz.close(config.uploader.decompress_timeout)
         finally:
@@ -328,6 +391,12 @@ def stream_xz(http: requests.Session, url: str, *, config: Config, size: int | N
         if expected_sha is not None and actual != expected_sha:
             raise VerificationFailed(
                 f"{url}: sha256 mismatch: got {actual}, the source records {expected_sha}")
+        if cut_wrong is not None:
+            raise VerificationFailed(f"{url}: {cut_wrong}")
+        if cutter is not None:
+            log.info("%s: %d of %d xz blocks known to be zeros, not decompressed (%d trial "
+                     "decodes)", url, cutter.skipped, len(cutter.layout.records),
+                     cutter.zeros.decoded)
         if refused is not None:
             raise VerificationFailed(f"{url}: {refused}")
         made = blocks.end()
