@@ -381,10 +381,12 @@ def report_commands(size_gib: float, data_mib: int, compressed: int, r: dict,
 
 
 def decoders(size_gib: float, data_mib: int) -> None:
-    """The two ways to decompress in the streaming pass, alone on the cached image: Python's
+    """The ways to decompress in the streaming pass, alone on the cached image: Python's
     lzma module (output asked for block by block) and an `xz -d` child behind two pipes (a
     thread feeding its stdin, 512 KiB read into a reused buffer); each cut into blocks and
-    zero-checked as intake does. Wall and CPU time of this process and of its children."""
+    zero-checked as intake does. Then intake's own pass fed from the file, with the whole
+    stream going to xz and with the blocks of zeros cut out (uploader/intake/xzblocks.py).
+    Wall and CPU time of this process and of its children."""
     import fcntl
     import lzma
 
@@ -438,9 +440,43 @@ def decoders(size_gib: float, data_mib: int) -> None:
         proc.wait()
         return nonzero
 
+    def with_intake(cut: bool) -> int:
+        """intake's own pass (its xz pipe, block cutter and zero skipping), minus the network
+        and the hashing: the module's inner parts, driven as stream_xz drives them."""
+        from uploader.intake import stream, xzblocks
+
+        class Counting:
+            blocks = 0
+
+            def block(self, index: int, data: bytes) -> None:
+                self.blocks += 1
+
+            def zero(self) -> None:
+                pass
+
+        data = xz.read_bytes()
+        layout = xzblocks.parse_layout(data[:4096], data[-256 * 1024:], len(data))
+        del data
+        sink = Counting()
+        out = stream._Blocks({"count": sink}, None, layout.disk_size)
+        pipe = stream._XzPipe(out, cut=cut)
+        cutter = xzblocks.Cutter(layout, pipe.feed, pipe.segment) if cut else None
+        for chunk in chunks():
+            (cutter.feed if cutter else pipe.feed)(chunk)
+        if cutter:
+            pipe.feed(cutter.finish())
+        refused = pipe.close(3600)
+        pipe.kill()
+        out.end()
+        if refused:
+            raise SystemExit(refused)
+        return sink.blocks
+
     print(f"\ndecoding {xz.name} ({xz.stat().st_size / MIB:.0f} MiB) into 512 KiB blocks")
     for label, way in (("lzma module", with_lzma), ("xz -d -T0 pipe", lambda: with_pipe("0")),
-                       ("xz -d -T1 pipe", lambda: with_pipe("1"))):
+                       ("xz -d -T1 pipe", lambda: with_pipe("1")),
+                       ("intake, whole", lambda: with_intake(False)),
+                       ("intake, cut", lambda: with_intake(True))):
         before, start = os.times(), time.monotonic()
         nonzero = way()
         after, wall = os.times(), time.monotonic() - start

@@ -365,9 +365,9 @@ def _fetch_streaming(source: ImageSource, filename: str, work: Path, raw_path: P
                      sinks: dict[str, Any]) -> tuple[Download, bool] | None:
     """The one-pass fetch of an .raw.xz (None if the server cannot serve its index by range):
     the verified Download and whether the raw file was written. Opened sinks go into `sinks`."""
-    from uploader.intake import stream  # stream imports this module
+    from uploader.intake import ranges, stream  # they import this module
 
-    index = stream.read_index(clients.http, source.url, work, config=config, clients=clients,
+    index = ranges.read_index(clients.http, source.url, work, config=config, clients=clients,
                               size=source.size)
     if index is None:
         return None

@@ -11,8 +11,8 @@ in-process lzma holds a Python thread for the whole decode, while xz decodes in 
 beside the threads that read the socket, hash and send blocks.
 
 Before the first byte, the raw size is read from the xz index at the end of the file with two
-small HTTP range requests (its first 4 KiB and its last 256 KiB): a snapshot's volume size must
-be known when it starts. The index is not trusted beyond that: more decompressed bytes than it
+small HTTP range requests (uploader/intake/ranges.py): a snapshot's volume size must be known
+when it starts. The index is not trusted beyond that: more decompressed bytes than it
 declares stop the stream (a decompression bomb cannot get further than uploader.max_disk_mib),
 and every block is checked against its index record. A server that ignores ranges gets the
 classic path (download, then xz).
@@ -55,91 +55,12 @@ import requests
 from shared.config import Config
 from shared.errors import BadInput, TransientError, VerificationFailed
 from shared.http import IncompleteAnswer
-from uploader.intake import fetch, xzblocks
-from uploader.model import Clients
+from uploader.intake import fetch, ranges, xzblocks
 
 log = logging.getLogger(__name__)
 
 BLOCK_SIZE = 512 * 1024  # EBS direct API block; a multiple of every filesystem block
 _ZERO_BLOCK = bytes(BLOCK_SIZE)
-HEAD_BYTES = 4096
-TAIL_BYTES = 256 * 1024
-
-
-def read_index(http: requests.Session, url: str, work: Path, *, config: Config,
-               clients: Clients, size: int | None) -> tuple[int, xzblocks.Layout | None] | None:
-    """The raw size an .raw.xz declares in its index, read with two range requests, and where
-    its blocks are (None for a file with nothing to skip, see xzblocks.parse_layout); None if
-    the server does not serve ranges or the index is not within the last TAIL_BYTES."""
-    tail = _get_range(http, url, f"-{TAIL_BYTES}", config=config)
-    if tail is None:
-        return None
-    body, first, total = tail
-    if size is not None and total != size:
-        raise VerificationFailed(f"{url}: server has {total} bytes, the source records {size}")
-    head = _get_range(http, url, f"0-{HEAD_BYTES - 1}", config=config)
-    if head is None:
-        return None
-    if first == 0 or first >= HEAD_BYTES:  # the tail is the file's tail (not a short file)
-        layout = xzblocks.parse_layout(head[0], body, total)
-        if layout is not None:
-            return layout.disk_size, layout
-    probe = work / "index.xz"
-    with open(probe, "wb") as f:  # sparse: only the head and the tail take disk space
-        f.truncate(total)
-        f.write(head[0])
-        f.seek(first)
-        f.write(body)
-    try:
-        return fetch.xz_declared_size(probe, clients=clients,
-                                      timeout=config.uploader.decompress_timeout), None
-    except VerificationFailed as exc:
-        log.info("%s: xz index not readable from its last %d bytes (%s): no streaming",
-                 url, TAIL_BYTES, exc)
-        return None
-    finally:
-        probe.unlink()
-
-
-def _get_range(http: requests.Session, url: str, spec: str, *,
-               config: Config) -> tuple[bytes, int, int] | None:
-    """(body, first byte, total size) of `Range: bytes=spec`; None if the server sent the whole
-    file instead (it does not serve ranges)."""
-
-    def attempt() -> tuple[bytes, int, int] | None:
-        resp = fetch.open_url(http, url, headers={"Range": f"bytes={spec}"})
-        try:
-            if resp.status_code == 404:
-                raise BadInput(f"{url}: HTTP 404")
-            if resp.status_code != 206:
-                return None
-            first, total = _content_range(url, resp)
-            body = bytearray()
-            for chunk in _chunks(url, resp, first):
-                body += chunk
-                if len(body) > TAIL_BYTES:  # never more than asked for
-                    raise VerificationFailed(f"{url}: range answer larger than asked for")
-            announced = resp.headers.get("Content-Length")
-            if announced is not None and announced.isdigit() and len(body) != int(announced):
-                raise IncompleteAnswer(f"{url}: range cut off after {len(body)} bytes")
-            return bytes(body), first, total
-        finally:
-            resp.close()
-
-    return fetch.until_complete(url, config, attempt)
-
-
-def _content_range(url: str, resp: requests.Response) -> tuple[int, int]:
-    """(first byte, total size) from a 206's Content-Range: "bytes first-last/total"."""
-    value = resp.headers.get("Content-Range", "")
-    unit, _, rest = value.partition(" ")
-    span, _, total = rest.partition("/")
-    first = span.partition("-")[0]
-    if unit != "bytes" or not first.isdigit() or not total.isdigit():
-        raise VerificationFailed(f"{url}: unusable Content-Range {value!r}")
-    return int(first), int(total)
-
-
 class _Blocks:
     """Decompressed bytes in, 512 KiB blocks out to the sinks and the raw file."""
 
@@ -349,14 +270,14 @@ def stream_xz(http: requests.Session, url: str, *, config: Config, size: int | N
                 if resp.status_code == 404:
                     raise BadInput(f"{url}: HTTP 404")
                 if resumed and resp.status_code == 206:
-                    first, _ = _content_range(url, resp)
+                    first, _ = ranges.content_range(url, resp)
                     if first != got:
                         raise VerificationFailed(f"{url}: resumed at byte {first}, not {got}")
                 elif resumed:
                     skip = got  # the whole file again: drop what was already used
                 else:
                     _check_announced(url, resp, size)
-                for chunk in _chunks(url, resp, got):
+                for chunk in ranges.body_chunks(url, resp, got):
                     if skip:
                         dropped = min(skip, len(chunk))
                         skip -= dropped
@@ -412,22 +333,6 @@ def _check_announced(url: str, resp: requests.Response, size: int | None) -> Non
             and int(announced) != size:
         raise VerificationFailed(
             f"{url}: server announces {announced} bytes, the source records {size}")
-
-
-def _chunks(url: str, resp: requests.Response, before: int) -> Iterator[bytes]:
-    """The body in CHUNK pieces; a cut-off body is IncompleteAnswer (resumed by the caller)."""
-    it = resp.iter_content(fetch.CHUNK)
-    read = 0
-    while True:
-        try:
-            chunk = next(it)
-        except StopIteration:
-            return
-        except fetch.CUT_OFF as exc:
-            raise IncompleteAnswer(
-                f"{url}: {exc.__class__.__name__} after {before + read} bytes") from exc
-        read += len(chunk)
-        yield chunk
 
 
 @contextlib.contextmanager
