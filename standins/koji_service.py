@@ -74,7 +74,9 @@ def make_images(directory: pathlib.Path, arches: list[str]) -> dict[str, pathlib
         if not all(f.exists() for f in files.values()):
             raw = make_disk_image(directory / f"disk-{arch}.raw", size=IMAGE_SIZE,
                                   data_mib=IMAGE_DATA_MIB, seed=n)
-            make_xz_image(raw, files[arch])  # written to a .part file and renamed
+            # in 1 MiB blocks, as Kiwi's `xz --threads=0` cuts a real image (its blocks are
+            # 24 MiB, as large as this whole disk); written to a .part file and renamed
+            make_xz_image(raw, files[arch], threads=2, block_size=MiB)
             for key, make in ((f"{arch}.qcow2", _qcow2), (f"{arch}.vhd", make_vhdfixed_xz),
                               (f"{arch}.gce", make_gce_archive)):
                 part = files[key].with_name(files[key].name + ".part")  # never half there
