@@ -21,7 +21,7 @@ Starts its own moto server unless --endpoint is given.
 Whole-command mode (one streaming pass vs the sequential ways), on the same images in one run:
 
     .venv/bin/python bench/aws_bench.py --commands 1:161,4:644 [--workers 16]
-    .venv/bin/python bench/aws_bench.py --decoders 1:161     # lzma module vs xz in a pipe
+    .venv/bin/python bench/aws_bench.py --decoders 1:161 [--preset 6]  # decoding alone
 
 For each SIZE_GIB:DATA_MIB it makes the raw image as above, compresses it with `xz -T0 -1`
 (cached under /var/tmp/fedimg-aws-bench-cache: random data barely compresses, so the level
@@ -233,16 +233,18 @@ print(json.dumps({"rc": rc, "whole": whole, "window": marks["complete"] - marks[
 """
 
 
-def cached_xz(size_gib: float, data_mib: int) -> pathlib.Path:
-    """The bench image compressed, made once per size/data (compressing takes minutes)."""
+def cached_xz(size_gib: float, data_mib: int, preset: int = 1) -> pathlib.Path:
+    """The bench image compressed by `xz -T0 -PRESET`, made once per size/data/preset
+    (compressing takes minutes). -1 cuts 3 MiB blocks, -6 (Kiwi's level) 24 MiB blocks."""
     cache = pathlib.Path("/var/tmp/fedimg-aws-bench-cache")
     cache.mkdir(exist_ok=True)
-    xz = cache / f"bench-{size_gib:g}g-{data_mib}m.raw.xz"
+    level = "" if preset == 1 else f"-p{preset}"
+    xz = cache / f"bench-{size_gib:g}g-{data_mib}m{level}.raw.xz"
     if not xz.exists():
         raw = cache / "making.raw"
         make_image(raw, int(size_gib * 2**30), data_mib * MIB)
         with open(cache / "making.raw.xz", "wb") as out:
-            subprocess.run(["xz", "-T0", "-1", "-c", str(raw)], stdout=out, check=True)
+            subprocess.run(["xz", "-T0", f"-{preset}", "-c", str(raw)], stdout=out, check=True)
         raw.unlink()
         (cache / "making.raw.xz").rename(xz)
     return xz
@@ -380,7 +382,7 @@ def report_commands(size_gib: float, data_mib: int, compressed: int, r: dict,
               f"snapshot window {r[way]['window'] / ours['window']:.2f}x")
 
 
-def decoders(size_gib: float, data_mib: int) -> None:
+def decoders(size_gib: float, data_mib: int, preset: int) -> None:
     """The ways to decompress in the streaming pass, alone on the cached image: Python's
     lzma module (output asked for block by block) and an `xz -d` child behind two pipes (a
     thread feeding its stdin, 512 KiB read into a reused buffer); each cut into blocks and
@@ -390,7 +392,7 @@ def decoders(size_gib: float, data_mib: int) -> None:
     import fcntl
     import lzma
 
-    xz = cached_xz(size_gib, data_mib)
+    xz = cached_xz(size_gib, data_mib, preset)
     block = 512 * 1024
     zero = bytes(block)
 
@@ -572,9 +574,12 @@ def main() -> None:
                    help="whole-command mode: images as size GiB:data MiB (see above)")
     p.add_argument("--decoders", metavar="GIB:MIB",
                    help="only compare lzma and xz in a pipe on that image (see decoders())")
+    p.add_argument("--preset", type=int, default=1,
+                   help="xz level of the --decoders image (6: Kiwi's, 24 MiB blocks)")
     args = p.parse_args()
     if args.decoders:
-        decoders(float(args.decoders.split(":")[0]), int(args.decoders.split(":")[1]))
+        decoders(float(args.decoders.split(":")[0]), int(args.decoders.split(":")[1]),
+                 args.preset)
         return
 
     with tempfile.TemporaryDirectory(prefix="fedimg-aws-bench-", dir="/var/tmp") as tmp:
