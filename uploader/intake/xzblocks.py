@@ -14,7 +14,7 @@ is exact, not a guess.
 as they arrive, and at the end an index listing only those blocks. Its output is those blocks'
 bytes back to back; the segments (`("data", n)` / `("zeros", n)`) tell the reader where the
 skipped runs go. Block boundaries come from the download's own index, read before the body
-with the size (uploader/intake/stream.py); at the end the downloaded index and footer must be
+with the size (uploader/intake/ranges.py); at the end the downloaded index and footer must be
 the very bytes that were parsed, so the cut is the one of this file.
 
 python-xz (`xz.common`) parses and writes the container's index and footer; decoding stays with
